@@ -1,0 +1,65 @@
+# DotMac Platform — the README's commands.
+#   make run    serve the app with gunicorn on the embedded default (SQLite + local memory)
+#   make test   lint + the whole suite against real PostgreSQL and Redis started by the tests
+#   make bench  benchmarks (never in CI)
+
+SHELL := /bin/bash
+# A system Python, not one under /root, so a non-root user can run the virtualenv too.
+PYTHON ?= $(shell command -v /usr/bin/python3.11 || command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint venv venv-dev system-deps bench bench-smoke clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+.PHONY: apt-python-venv
+apt-python-venv:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime-installed $@
+
+venv: $(VENV)/.runtime-installed
+venv-dev: $(VENV)/.dev-installed
+
+# Debian packages the tests need: database and cache servers.
+SYSTEM_PACKAGES_CHECK := \
+	redis-server:redis-server \
+	/usr/lib/postgresql/*/bin/initdb:postgresql
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_PACKAGES_CHECK); do \
+	  probe=$${pair%%:*}; pkg=$${pair##*:}; \
+	  if ! command -v $$probe >/dev/null 2>&1 && ! ls $$probe >/dev/null 2>&1; then missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: venv
+	DJANGO_ENV=development $(BIN)/python manage.py migrate --noinput -v0
+	DJANGO_ENV=development $(BIN)/python manage.py seed_demo
+	@echo "Serving DotMac Platform on http://127.0.0.1:$(PORT)/  (Ctrl-C to stop)"
+	DJANGO_ENV=development exec $(BIN)/gunicorn -c deploy/gunicorn.conf.py
+
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: venv-dev system-deps lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

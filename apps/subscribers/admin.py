@@ -1,0 +1,20 @@
+from django.contrib import admin
+
+from .models import ServicePlan, Subscriber
+
+
+@admin.register(ServicePlan)
+class ServicePlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "download_mbps", "upload_mbps", "monthly_price"]
+    list_filter = ["tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["name", "tenant__slug"]
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "tenant", "plan", "status", "created_at"]
+    list_filter = ["status", "tenant"]
+    list_select_related = ["tenant", "plan"]
+    search_fields = ["name", "email"]
+    raw_id_fields = ["plan"]

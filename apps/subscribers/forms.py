@@ -1,0 +1,33 @@
+"""Subscriber form: the plan choices come only from the request's tenant (no form tampering)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from apps.tenants.models import Tenant
+
+from .models import ServicePlan, Subscriber
+
+
+class SubscriberForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = ["name", "email", "plan"]
+
+    def __init__(self, *args, tenant: Tenant, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+        self.fields["plan"].queryset = ServicePlan.objects.filter(tenant=tenant)
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        duplicates = Subscriber.objects.filter(tenant=self.tenant, email=email)
+        if self.instance.pk:
+            duplicates = duplicates.exclude(pk=self.instance.pk)
+        if duplicates.exists():
+            raise forms.ValidationError("A subscriber with this email already exists.")
+        return email
+
+    def save(self, commit: bool = True) -> Subscriber:
+        self.instance.tenant = self.tenant
+        return super().save(commit=commit)

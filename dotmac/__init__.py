@@ -1,0 +1,1 @@
+"""DotMac Platform: a multi-tenant Django monolith for ISPs."""

@@ -1,0 +1,187 @@
+"""Every setting of the project, read once from the environment with safe defaults.
+
+``DJANGO_ENV=production`` layers ``production.py`` on top (see ``__init__.py``). Application code
+reads ``django.conf.settings`` at call time; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import (
+    cache_from_url,
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    writable_data_dir,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+DJANGO_ENV = env_choice("DJANGO_ENV", ("development", "production"), "development")
+IS_PRODUCTION = DJANGO_ENV == "production"
+
+DEBUG = env_bool("DJANGO_DEBUG", not IS_PRODUCTION)
+
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production-0123456789abcdefghijklmnop"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if IS_PRODUCTION:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is required when DJANGO_ENV=production (there is no fallback)."
+        )
+    SECRET_KEY = _DEV_SECRET_KEY
+
+_DEFAULT_HOSTS = [] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", _DEFAULT_HOSTS)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+APP_VERSION = env_str("APP_VERSION", "dev")
+SERVICE_NAME = "dotmac-platform"
+
+# Writable directory for the embedded SQLite database and other local state.
+DATA_DIR = writable_data_dir(BASE_DIR / "var")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "apps.ops",
+    "apps.tenants",
+    "apps.subscribers",
+]
+
+# Order matters: the ops probe/metrics/drain middleware sits above SecurityMiddleware so probes are
+# answered before host validation and the SSL redirect (see apps/ops).
+MIDDLEWARE = [
+    "apps.ops.logging.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.tenants.middleware.TenantMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dotmac.urls"
+WSGI_APPLICATION = "dotmac.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# PostgreSQL through psycopg 3; Django's native pool by default (DATABASE_POOL=false switches to
+# persistent per-thread connections). Without DATABASE_URL: an embedded SQLite file.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'dotmac.sqlite3'}"
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 8)
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+DATABASES = {
+    "default": database_from_url(
+        DATABASE_URL,
+        pool=DATABASE_POOL,
+        pool_max_size=DATABASE_POOL_MAX_SIZE,
+        connect_timeout=DATABASE_CONNECT_TIMEOUT,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache / shared state -------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
+CACHES = cache_from_url(REDIS_URL, socket_timeout=REDIS_SOCKET_TIMEOUT)
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "subscribers:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if IS_PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Development serves static files from the finders without collectstatic.
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+
+# --- Tenants --------------------------------------------------------------------------------
+TENANT_BASE_DOMAIN = env_str("TENANT_BASE_DOMAIN").lower().strip(".")
+TENANT_HEADER_ENABLED = env_bool("TENANT_HEADER_ENABLED", False)
+TENANT_HEADER = "HTTP_X_TENANT_ID"
+# Per-process cache of tenant resolution; changes made in another process show within this time.
+TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30)
+
+# --- Ops: tokens, probes, breakers, metrics, shutdown ---------------------------------------
+OPS_API_TOKEN = env_str("OPS_API_TOKEN")
+# How ops code learns the current tenant without importing a business app.
+OPS_CURRENT_TENANT_FUNCTION = "apps.tenants.context.current_tenant_slug"
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "json" if IS_PRODUCTION else "text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_context": {"()": "apps.ops.logging.RequestContextFilter"}},
+    "formatters": {
+        "json": {"()": "apps.ops.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_context"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # Host-header errors from scanners are not worth an ERROR line each.
+        "django.security.DisallowedHost": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
+    },
+}

@@ -1,0 +1,14 @@
+"""Root URLs: each app's urls module, the login pages and the admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("subscribers/", include("apps.subscribers.urls")),
+    path("admin/", admin.site.urls),
+]
