@@ -11,4 +11,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("subscribers/", include("apps.subscribers.urls")),
     path("admin/", admin.site.urls),
+    path("", include("apps.ops.urls")),
 ]

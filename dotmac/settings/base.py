@@ -60,8 +60,9 @@ INSTALLED_APPS = [
     "apps.subscribers",
 ]
 
-# Order matters: the ops probe/metrics/drain middleware sits above SecurityMiddleware so probes are
-# answered before host validation and the SSL redirect (see apps/ops).
+# Order matters. Outermost first: probes (answered before host validation, sessions and the SSL
+# redirect), then request metrics (so every response below is counted, 503s of the drain included),
+# then the drain guard, then Django's stack. Tenant resolution runs after authentication.
 MIDDLEWARE = [
     "apps.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
