@@ -1,0 +1,169 @@
+"""Upkeep of prometheus_client's multiprocess directory under gunicorn, and the collector reading it.
+
+Imports no Django, and no prometheus_client at module level: the gunicorn master may import this
+module from its config file, and prometheus_client picks its multiprocess value class from
+``PROMETHEUS_MULTIPROC_DIR`` the first time it is imported; workers inherit that choice by fork.
+
+prometheus_client keeps one ``counter_<pid>.db``/``histogram_<pid>.db`` file per process that ever
+ran and reads all of them at every scrape, so with worker recycling (``max_requests``) the directory
+and the scrape time grow without bound. Here the master folds a dead worker's files into one archive
+per file type, so the directory holds the files of live workers plus a fixed number of archives:
+
+- counters, histograms, summaries: the dead worker's samples are *added* to ``<type>_archive.db``
+  (the archive holds raw per-bucket counts, exactly like a worker file, so sums stay exact);
+- gauges ``min``/``max``/``sum``/``mostrecent``: folded by their own rule into
+  ``gauge_<mode>_archive.db`` (the collector drops the ``pid`` label for these modes anyway);
+- gauges ``live*``: removed (``mark_process_dead``), the value died with the worker;
+- gauges ``all``: removed as well; a per-pid value of a process that no longer exists describes
+  nothing, and keeping one file per dead pid is exactly the growth this module exists to stop.
+
+A fold replaces the archive and deletes the worker file under an exclusive ``flock`` on
+``.fold.lock``; :class:`ArchivingMultiProcessCollector` reads the directory under a shared lock, so a
+scrape sees either the state before a fold or the state after it, never the dead worker's samples
+twice (file and archive) or not at all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+ARCHIVE_ID = "archive"
+LOCK_FILE_NAME = ".fold.lock"
+# Gauge modes whose value survives its process, and how two values of one series combine.
+_GAUGE_FOLD_RULES = {
+    "min": min,
+    "max": max,
+    "sum": lambda archived, dead: archived + dead,
+}
+_SUMMED_TYPES = ("counter", "histogram", "summary")
+
+Samples = dict[str, tuple[float, float]]  # mmap key -> (value, timestamp)
+
+
+@contextmanager
+def _locked(path: str, operation: int) -> Iterator[None]:
+    """Hold ``flock(operation)`` on the directory's lock file; released even if the holder dies."""
+    fd = os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, operation)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def prepare_directory(path: str) -> None:
+    """Create ``path`` and remove every metrics file left in it (call once, before workers start)."""
+    os.makedirs(path, exist_ok=True)
+    for leftover in glob.glob(os.path.join(path, "*.db")) + glob.glob(os.path.join(path, ".*.tmp")):
+        os.remove(leftover)
+    # Create the lock file now so that readers never race its creation.
+    os.close(os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644))
+
+
+def _read(filename: str) -> Samples:
+    from prometheus_client.mmap_dict import MmapedDict
+
+    if not os.path.exists(filename):
+        return {}
+    return {
+        key: (value, timestamp) for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(filename)
+    }
+
+
+def _write_atomically(path: str, filename: str, samples: Samples) -> None:
+    """Write ``samples`` to a hidden temporary file, then rename it over ``filename``."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    temporary = os.path.join(path, f".{os.path.basename(filename)}.{os.getpid()}.tmp")
+    if os.path.exists(temporary):
+        os.remove(temporary)
+    mmaped = MmapedDict(temporary)
+    try:
+        for key, (value, timestamp) in samples.items():
+            mmaped.write_value(key, value, timestamp)
+    finally:
+        mmaped.close()
+    os.replace(temporary, filename)
+
+
+def _fold(archived: Samples, dead: Samples, mode: str) -> Samples:
+    merged = dict(archived)
+    for key, (value, timestamp) in dead.items():
+        if key not in merged:
+            merged[key] = (value, timestamp)
+            continue
+        old_value, old_timestamp = merged[key]
+        if mode == "mostrecent":
+            if timestamp > old_timestamp:
+                merged[key] = (value, timestamp)
+        elif mode in _GAUGE_FOLD_RULES:
+            merged[key] = (_GAUGE_FOLD_RULES[mode](old_value, value), max(old_timestamp, timestamp))
+        else:  # counters, histogram buckets/sums, summary counts/sums
+            merged[key] = (old_value + value, 0.0)
+    return merged
+
+
+def _dead_files(path: str, pid: int) -> Iterable[tuple[str, str]]:
+    """(file prefix, file name) of every metrics file written by ``pid``."""
+    for filename in glob.glob(os.path.join(path, f"*_{pid}.db")):
+        prefix = os.path.basename(filename)[: -len(f"_{pid}.db")]
+        yield prefix, filename
+
+
+def worker_exited(path: str, pid: int) -> None:
+    """Account for a dead worker: drop its live gauges and fold everything else into the archives.
+
+    Called by the gunicorn master in ``child_exit``. Exact: every increment of the dead worker is
+    counted once, in the archive, and its files are gone afterwards.
+    """
+    from prometheus_client.multiprocess import mark_process_dead
+
+    if not path or not os.path.isdir(path):
+        return
+    mark_process_dead(pid, path)
+    with _locked(path, fcntl.LOCK_EX):
+        for prefix, filename in _dead_files(path, pid):
+            kind, _, mode = prefix.partition("_")
+            if kind in _SUMMED_TYPES or (
+                kind == "gauge" and (mode in _GAUGE_FOLD_RULES or mode == "mostrecent")
+            ):
+                archive = os.path.join(path, f"{prefix}_{ARCHIVE_ID}.db")
+                _write_atomically(path, archive, _fold(_read(archive), _read(filename), mode))
+            os.remove(filename)
+
+
+def file_count(path: str) -> int:
+    """Number of metrics files in ``path`` (what a scrape reads)."""
+    return len(glob.glob(os.path.join(path, "*.db")))
+
+
+class ArchivingMultiProcessCollector:
+    """prometheus_client's multiprocess merge, reading the directory while no fold is running."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> list:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        with _locked(self.path, fcntl.LOCK_SH):
+            files = glob.glob(os.path.join(self.path, "*.db"))
+            # Merge while holding the lock: merge() reads every file.
+            return list(MultiProcessCollector.merge(files, accumulate=True))
+
+
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    """A registry exposing everything every worker (live or dead) of this server recorded."""
+    from prometheus_client.registry import CollectorRegistry
+
+    registry = CollectorRegistry()
+    registry.register(ArchivingMultiProcessCollector(path))
+    return registry
