@@ -6,6 +6,7 @@ another tenant's objects are simply not found (404).
 
 from __future__ import annotations
 
+import logging
 from functools import wraps
 
 from django.contrib import messages
@@ -19,6 +20,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .forms import SubscriberForm
 from .models import Subscriber
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
 
@@ -60,6 +63,7 @@ def subscriber_create(request):
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             subscriber = form.save()
+        logger.info("subscriber created", extra={"subscriber_id": subscriber.pk})
         messages.success(request, f"Subscriber {subscriber.name} created.")
         return redirect("subscribers:detail", pk=subscriber.pk)
     return render(request, "subscribers/form.html", {"form": form, "title": "New subscriber"})

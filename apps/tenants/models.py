@@ -6,8 +6,10 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+# A DNS label, so a slug can be a subdomain of TENANT_BASE_DOMAIN.
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 slug_validator = RegexValidator(
-    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    SLUG_PATTERN,
     "Lowercase letters, digits and inner hyphens; usable as a DNS label.",
 )
 

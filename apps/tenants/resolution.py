@@ -9,6 +9,7 @@ slugs cannot grow the cache without bound.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -16,9 +17,10 @@ from collections import OrderedDict
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
-from .models import Membership, Tenant
+from .models import SLUG_PATTERN, Membership, Tenant
 
 _MAX_ENTRIES = 4096
+_SLUG = re.compile(SLUG_PATTERN)
 _MISSING = object()
 
 
@@ -72,7 +74,8 @@ def _cached(key: tuple, load) -> Tenant | None:
 
 def tenant_by_slug(slug: str) -> Tenant | None:
     slug = slug.strip().lower()
-    if not slug or len(slug) > 63:
+    # Anything that could not be a slug never reaches the database (or the cache).
+    if not _SLUG.match(slug):
         return None
     return _cached(("slug", slug), lambda: Tenant.objects.filter(slug=slug, active=True).first())
 
