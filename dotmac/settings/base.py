@@ -145,8 +145,10 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-# Development serves static files from the finders without collectstatic.
+# Development serves static files from the finders without collectstatic; production serves the
+# files collected into STATIC_ROOT at image build time.
 WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+WHITENOISE_AUTOREFRESH = not IS_PRODUCTION
 
 # --- Tenants --------------------------------------------------------------------------------
 TENANT_BASE_DOMAIN = env_str("TENANT_BASE_DOMAIN").lower().strip(".")
