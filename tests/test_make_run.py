@@ -60,7 +60,9 @@ def test_make_run_serves_home_and_login_and_demo_login_works(tmp_path: Path):
         form = urllib.parse.urlencode(
             {"username": "demo", "password": "demo-password", "csrfmiddlewaretoken": token, "next": ""}
         ).encode()
-        request = urllib.request.Request(base + "/accounts/login/", data=form, headers={"Referer": base + "/"})
+        request = urllib.request.Request(
+            base + "/accounts/login/", data=form, headers={"Referer": base + "/"}
+        )
         with opener.open(request, timeout=10) as response:
             assert response.status == 200
             assert response.geturl().endswith("/subscribers/")
