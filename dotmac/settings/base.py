@@ -162,6 +162,16 @@ OPS_API_TOKEN = env_str("OPS_API_TOKEN")
 # How ops code learns the current tenant without importing a business app.
 OPS_CURRENT_TENANT_FUNCTION = "apps.tenants.context.current_tenant_slug"
 
+# --- Metrics --------------------------------------------------------------------------------
+# /metrics: when a token is set, scrapes need "Authorization: Bearer <token>". In production
+# without a token it answers 401 to everyone unless the endpoint is deliberately public.
+METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# Distinct tenant label values per server; tenants beyond it are counted as "other".
+METRICS_TENANT_LABEL_LIMIT = env_int("METRICS_TENANT_LABEL_LIMIT", 100)
+# prometheus_client's multiprocess directory (gunicorn sets it before forking); empty: one process.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "json" if IS_PRODUCTION else "text")

@@ -60,10 +60,15 @@ def _locked(path: str, operation: int) -> Iterator[None]:
 
 
 def prepare_directory(path: str) -> None:
-    """Create ``path`` and remove every metrics file left in it (call once, before workers start)."""
+    """Create ``path`` and empty it (call once in the master, before any worker starts).
+
+    The directory belongs to the metrics alone: every file in it (worker files, archives, the
+    admitted tenant labels) describes a previous run of the server.
+    """
     os.makedirs(path, exist_ok=True)
-    for leftover in glob.glob(os.path.join(path, "*.db")) + glob.glob(os.path.join(path, ".*.tmp")):
-        os.remove(leftover)
+    for entry in os.scandir(path):
+        if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+            os.remove(entry.path)
     # Create the lock file now so that readers never race its creation.
     os.close(os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644))
 

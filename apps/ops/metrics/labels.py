@@ -1,0 +1,96 @@
+"""Label values that stay bounded whatever clients send: method, route and tenant.
+
+- ``method``: one of the standard HTTP methods, anything else is ``other``.
+- ``route``: the matched URL pattern's view name (``subscribers:detail``); nothing matched is
+  ``unmatched``.
+- ``tenant``: the slug of a resolved tenant, ``none`` without one, and ``other`` beyond
+  ``settings.METRICS_TENANT_LABEL_LIMIT`` distinct tenants.
+
+The tenant cap is shared by the workers of one server: the admitted slugs live in a file in the
+multiprocess directory (appended under ``flock``), so every worker admits the same first N tenants
+and a tenant is never counted under its slug in one worker and under ``other`` in another. The
+directory is wiped at server start, exactly like the counters, so the admitted set and the series
+it bounds start over together. Without a multiprocess directory (tests, ``runserver``) the set is
+kept in memory. Replicas (pods) admit independently: each pod exports at most N tenant values.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+
+from django.conf import settings
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
+NO_TENANT = "none"
+OTHER_TENANT = "other"
+ADMITTED_TENANTS_FILE = "admitted-tenants.txt"
+
+
+def method_label(method: str | None) -> str:
+    return method if method in STANDARD_METHODS else OTHER_METHOD
+
+
+def route_label(request: object) -> str:
+    match = getattr(request, "resolver_match", None)
+    return match.view_name if match is not None and match.view_name else UNMATCHED_ROUTE
+
+
+class TenantLabels:
+    """Maps tenant slugs to label values, admitting at most ``METRICS_TENANT_LABEL_LIMIT`` slugs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every admitted tenant (tests; a server start does this by wiping the directory)."""
+        self._admitted: frozenset[str] = frozenset()
+        self._full = False
+
+    def label(self, slug: str | None) -> str:
+        if not slug:
+            return NO_TENANT
+        if slug in self._admitted:  # the per-request path: one set lookup, no lock
+            return slug
+        if self._full:
+            return OTHER_TENANT
+        with self._lock:
+            return self._admit(slug)
+
+    def _admit(self, slug: str) -> str:
+        limit = max(0, int(settings.METRICS_TENANT_LABEL_LIMIT))
+        directory = settings.PROMETHEUS_MULTIPROC_DIR
+        if directory and os.path.isdir(directory):
+            admitted = _admit_shared(os.path.join(directory, ADMITTED_TENANTS_FILE), slug, limit)
+        else:
+            admitted = set(self._admitted)
+            if len(admitted) < limit:
+                admitted.add(slug)
+        self._admitted = frozenset(admitted)
+        self._full = len(admitted) >= limit
+        return slug if slug in admitted else OTHER_TENANT
+
+
+def _admit_shared(path: str, slug: str, limit: int) -> set[str]:
+    """Read the admitted slugs of all workers, appending ``slug`` if there is room."""
+    with open(path, "a+", encoding="utf-8") as shared:
+        fcntl.flock(shared, fcntl.LOCK_EX)
+        shared.seek(0)
+        admitted = {line.strip() for line in shared if line.strip()}
+        if slug not in admitted and len(admitted) < limit:
+            shared.write(slug + "\n")
+            shared.flush()
+            admitted.add(slug)
+        return admitted
+
+
+tenant_labels = TenantLabels()
+
+
+def tenant_label(slug: str | None) -> str:
+    """The bounded ``tenant`` label value for a tenant slug (or None)."""
+    return tenant_labels.label(slug)
