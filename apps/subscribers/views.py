@@ -18,6 +18,8 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.ops.metrics import record_subscriber_created
+
 from .forms import SubscriberForm
 from .models import Subscriber
 
@@ -63,6 +65,7 @@ def subscriber_create(request):
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             subscriber = form.save()
+        record_subscriber_created()  # after the commit: only subscribers that exist are counted
         logger.info("subscriber created", extra={"subscriber_id": subscriber.pk})
         messages.success(request, f"Subscriber {subscriber.name} created.")
         return redirect("subscribers:detail", pk=subscriber.pk)
