@@ -112,7 +112,7 @@ def test_database_url_parsing():
         pool_max_size=4,
         connect_timeout=3,
     )
-    assert pg["ENGINE"] == "django.db.backends.postgresql"
+    assert pg["ENGINE"] == "apps.ops.metrics.db.postgresql"
     assert (pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"], pg["NAME"]) == (
         "u@x",
         "p/w",
@@ -127,7 +127,7 @@ def test_database_url_parsing():
     sqlite = database_from_url(
         "sqlite:////var/lib/dotmac/db.sqlite3", pool=True, pool_max_size=4, connect_timeout=3
     )
-    assert sqlite == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/var/lib/dotmac/db.sqlite3"}
+    assert sqlite == {"ENGINE": "apps.ops.metrics.db.sqlite3", "NAME": "/var/lib/dotmac/db.sqlite3"}
     for bad in ["mysql://x/y", "postgres://h/", "sqlite:///"]:
         with pytest.raises(ImproperlyConfigured):
             database_from_url(bad, pool=True, pool_max_size=4, connect_timeout=3)

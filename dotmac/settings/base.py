@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_prometheus",
     "apps.ops",
     "apps.tenants",
     "apps.subscribers",
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
 # redirect), then request metrics (so every response below is counted, 503s of the drain included),
 # then the drain guard, then Django's stack. Tenant resolution runs after authentication.
 MIDDLEWARE = [
+    "apps.ops.metrics.middleware.RequestMetricsMiddleware",
     "apps.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

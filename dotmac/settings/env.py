@@ -67,7 +67,10 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
 
 
 def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeout: int) -> dict:
-    """Turn ``postgres://user:pass@host:port/name?opt=v`` or ``sqlite:///path`` into a DATABASES entry."""
+    """Turn ``postgres://user:pass@host:port/name?opt=v`` or ``sqlite:///path`` into a DATABASES entry.
+
+    The engines are Django's own wrapped for metrics (``apps.ops.metrics.db``); the caches below too.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
@@ -75,7 +78,7 @@ def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeo
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         if not path:
             raise ImproperlyConfigured("DATABASE_URL sqlite:/// needs a file path")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        return {"ENGINE": "apps.ops.metrics.db.sqlite3", "NAME": path}
     if scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parts.path.lstrip("/"))
         if not name:
@@ -83,7 +86,7 @@ def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeo
         options: dict = dict(parse_qsl(parts.query))
         options.setdefault("connect_timeout", connect_timeout)
         config = {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "apps.ops.metrics.db.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
@@ -105,10 +108,10 @@ def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeo
 def cache_from_url(redis_url: str, *, socket_timeout: float) -> dict:
     """Redis (django-redis, with short socket timeouts) when a URL is given, else local memory."""
     if not redis_url:
-        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "dotmac"}}
+        return {"default": {"BACKEND": "apps.ops.metrics.cache.LocMemCache", "LOCATION": "dotmac"}}
     return {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": "apps.ops.metrics.cache.RedisCache",
             "LOCATION": redis_url,
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": socket_timeout, "SOCKET_TIMEOUT": socket_timeout},
             "KEY_PREFIX": "dotmac",

@@ -1,0 +1,1 @@
+"""PostgreSQL (psycopg 3, native pool) with query and connection metrics."""

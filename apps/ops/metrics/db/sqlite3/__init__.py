@@ -1,0 +1,1 @@
+"""SQLite (the embedded development database) with query and connection metrics."""

@@ -1,0 +1,64 @@
+"""Request metrics middleware: one counter and one histogram per request, with bounded labels.
+
+Placed right after the probe middleware, so it sees every response of the stack below it (the
+drain guard's 503s, host validation's 400s, every view). It also answers ``/metrics`` itself,
+before host validation, sessions and tenant resolution: Prometheus scrapes the pod IP, which is
+not in ``ALLOWED_HOSTS``, and a scrape has no tenant. Scrapes are counted with ``tenant="none"``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from .definitions import RequestMetrics
+from .labels import NO_TENANT, method_label, route_label, tenant_labels
+from .views import METRICS_ROUTE, metrics_view
+
+METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
+# Endpoints that never carry a tenant label, whatever the tenant middleware resolved for them.
+TENANTLESS_PATHS = METRICS_PATHS | frozenset({"/live", "/live/", "/ready", "/ready/", "/health", "/health/"})
+
+
+class RequestMetricsMiddleware:
+    """Records ``http_requests_total`` and ``http_request_duration_seconds`` for every request."""
+
+    metrics_cls = RequestMetrics
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        metrics = self.metrics_cls.get_instance()
+        self.requests_total = metrics.requests_total
+        self.request_duration = metrics.request_duration
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        start = time.perf_counter()
+        path = request.path_info
+        if path in METRICS_PATHS:
+            response = metrics_view(request)
+            self.record(request, response, start, route=METRICS_ROUTE)
+            return response
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            # Django turns exceptions into responses below this middleware; this covers the rest.
+            self.record(request, None, start)
+            raise
+        self.record(request, response, start)
+        return response
+
+    def record(
+        self, request: HttpRequest, response: HttpResponse | None, start: float, route: str | None = None
+    ) -> None:
+        elapsed = time.perf_counter() - start
+        method = method_label(request.method)
+        route = route or route_label(request)
+        if request.path_info in TENANTLESS_PATHS:
+            tenant = NO_TENANT
+        else:
+            tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
+        status = str(response.status_code) if response is not None else "500"
+        self.requests_total.labels(method, route, status, tenant).inc()
+        self.request_duration.labels(method, route, tenant).observe(elapsed)

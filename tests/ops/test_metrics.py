@@ -1,0 +1,233 @@
+"""Metrics in one process: /metrics access, exposition validity, deltas around real actions, labels."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import override_settings
+from django.urls import reverse
+from prometheus_client import REGISTRY
+
+from apps.ops.metrics import record_provisioning, tenant_label
+from apps.ops.metrics.labels import TenantLabels, tenant_labels
+
+TOKEN = "scrape-secret-0123456789"
+
+
+def value(name: str, **labels: str) -> float:
+    """Current value of one sample in this process (0 when the series does not exist yet)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tenant_labels():
+    tenant_labels.reset()
+    yield
+    tenant_labels.reset()
+
+
+@pytest.fixture
+def acme_staff(tenant_factory, staff_factory, plan_factory):
+    acme = tenant_factory("acme")
+    return acme, staff_factory(acme, "alice"), plan_factory(acme)
+
+
+# --- access --------------------------------------------------------------------------------------
+
+
+@override_settings(METRICS_BEARER_TOKEN=TOKEN)
+def test_metrics_needs_the_bearer_token(client):
+    assert client.get("/metrics").status_code == 401
+    wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token")
+    assert wrong.status_code == 401
+    assert wrong["WWW-Authenticate"].startswith("Bearer")
+    right = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert right.status_code == 200
+    assert b"http_requests_total" in right.content
+
+
+@override_settings(METRICS_BEARER_TOKEN=TOKEN)
+def test_metrics_refuses_other_schemes_and_methods(client):
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 401
+    assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+
+
+@override_settings(METRICS_BEARER_TOKEN="", IS_PRODUCTION=True, METRICS_PUBLIC=False)
+def test_metrics_closed_in_production_without_a_token(client):
+    assert client.get("/metrics").status_code == 401
+
+
+@override_settings(METRICS_BEARER_TOKEN="", IS_PRODUCTION=True, METRICS_PUBLIC=True)
+def test_metrics_public_in_production_when_declared(client):
+    assert client.get("/metrics").status_code == 200
+
+
+@override_settings(METRICS_BEARER_TOKEN="", ALLOWED_HOSTS=["app.example"])
+def test_metrics_answers_scrapes_addressed_to_the_pod_ip(client):
+    # Prometheus scrapes the pod IP, which is not an allowed host.
+    assert client.get("/metrics", HTTP_HOST="10.1.2.3:8000").status_code == 200
+    assert client.get("/", HTTP_HOST="10.1.2.3:8000").status_code == 400
+
+
+# --- exposition ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@override_settings(METRICS_BEARER_TOKEN="")
+def test_exposition_passes_promtool(client, acme_staff):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: `make system-deps` installs the Debian package prometheus"
+    _, alice, _ = acme_staff
+    client.force_login(alice)
+    client.get(reverse("subscribers:list"))
+    cache.get("promtool-miss")
+    record_provisioning("success")
+    body = client.get("/metrics").content
+    for name in ("http_requests_total", "http_request_duration_seconds_bucket", "cache_operations_total"):
+        assert name.encode() in body
+    assert b'le="1.0"' in body
+    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_duration_histogram_has_a_one_second_bucket_and_few_buckets():
+    from apps.ops.metrics.definitions import REQUEST_DURATION_BUCKETS
+
+    assert 1.0 in REQUEST_DURATION_BUCKETS
+    assert 8 <= len(REQUEST_DURATION_BUCKETS) + 1 <= 10
+
+
+# --- deltas around real actions ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_creating_a_subscriber_counts_for_its_tenant(client, acme_staff):
+    _, alice, plan = acme_staff
+    client.force_login(alice)
+    before = value("dotmac_subscribers_created_total", tenant="acme")
+    response = client.post(
+        reverse("subscribers:create"), {"name": "New", "email": "new@acme.test", "plan": plan.pk}
+    )
+    assert response.status_code == 302
+    assert value("dotmac_subscribers_created_total", tenant="acme") == before + 1
+    # An invalid form creates nothing and counts nothing.
+    client.post(reverse("subscribers:create"), {"name": "", "email": "bad", "plan": plan.pk})
+    assert value("dotmac_subscribers_created_total", tenant="acme") == before + 1
+
+
+@pytest.mark.django_db
+def test_requests_are_counted_by_route_status_and_tenant(client, acme_staff):
+    _, alice, _ = acme_staff
+    client.force_login(alice)
+    labels = {"method": "GET", "route": "subscribers:list", "status": "200", "tenant": "acme"}
+    before = value("http_requests_total", **labels)
+    before_count = value(
+        "http_request_duration_seconds_count", method="GET", route="subscribers:list", tenant="acme"
+    )
+    assert client.get(reverse("subscribers:list")).status_code == 200
+    assert value("http_requests_total", **labels) == before + 1
+    assert (
+        value("http_request_duration_seconds_count", method="GET", route="subscribers:list", tenant="acme")
+        == before_count + 1
+    )
+
+
+def test_cache_miss_then_hit(db):
+    miss = {"operation": "get", "result": "miss"}
+    hit = {"operation": "get", "result": "hit"}
+    stored = {"operation": "set", "result": "ok"}
+    before = {
+        k: value("cache_operations_total", **v) for k, v in (("miss", miss), ("hit", hit), ("set", stored))
+    }
+    assert cache.get("metrics-delta-key") is None
+    cache.set("metrics-delta-key", 0, 30)
+    assert cache.get("metrics-delta-key") == 0  # a falsy cached value is a hit, and is returned
+    assert value("cache_operations_total", **miss) == before["miss"] + 1
+    assert value("cache_operations_total", **stored) == before["set"] + 1
+    assert value("cache_operations_total", **hit) == before["hit"] + 1
+
+
+def test_cache_error_is_counted_and_raised(redis_server):
+    error = {"operation": "get", "result": "error"}
+    before = value("cache_operations_total", **error)
+    redis_server.stop()
+    try:
+        with pytest.raises(Exception):  # whatever the client raises reaches the caller
+            cache.get("metrics-error-key")
+    finally:
+        redis_server.restart()
+    assert value("cache_operations_total", **error) == before + 1
+
+
+@override_settings(ROOT_URLCONF="tests.ops.metrics_urls", DEBUG=False)
+def test_a_failing_view_is_counted_as_500(client):
+    client.raise_request_exception = False
+    labels = {"method": "GET", "route": "explode", "status": "500", "tenant": "none"}
+    before = value("http_requests_total", **labels)
+    assert client.get("/explode").status_code == 500
+    assert value("http_requests_total", **labels) == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_connections_active_follows_checkout_and_return():
+    connection.close()
+    before = value("database_connections_active", alias="default")
+    connection.ensure_connection()
+    assert value("database_connections_active", alias="default") == before + 1
+    connection.close()
+    assert value("database_connections_active", alias="default") == before
+
+
+# --- bounded labels ------------------------------------------------------------------------------
+
+
+@override_settings(ROOT_URLCONF="tests.ops.metrics_urls")
+def test_unknown_methods_and_unmatched_paths_get_fixed_labels(client):
+    unmatched = {"method": "GET", "route": "unmatched", "status": "404", "tenant": "none"}
+    odd = {"method": "other", "route": "ok", "status": "200", "tenant": "none"}
+    before = value("http_requests_total", **unmatched), value("http_requests_total", **odd)
+    client.get("/no/such/path/42")
+    client.generic("BREW", "/ok")
+    assert value("http_requests_total", **unmatched) == before[0] + 1
+    assert value("http_requests_total", **odd) == before[1] + 1
+
+
+@override_settings(METRICS_TENANT_LABEL_LIMIT=2, PROMETHEUS_MULTIPROC_DIR="")
+def test_tenants_beyond_the_limit_are_other():
+    assert [tenant_label(s) for s in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "none"]
+
+
+@override_settings(PROMETHEUS_MULTIPROC_DIR="", METRICS_TENANT_LABEL_LIMIT=5)
+def test_unknown_provisioning_outcomes_are_other():
+    before = value("dotmac_provisioning_requests_total", tenant="none", outcome="other")
+    record_provisioning("some-typo")
+    assert value("dotmac_provisioning_requests_total", tenant="none", outcome="other") == before + 1
+
+
+def test_workers_admit_the_same_tenants(tmp_path):
+    """Two label mappers (as in two workers) sharing a directory agree on the first N tenants."""
+    with override_settings(METRICS_TENANT_LABEL_LIMIT=2, PROMETHEUS_MULTIPROC_DIR=str(tmp_path)):
+        worker_a, worker_b = TenantLabels(), TenantLabels()
+        assert worker_a.label("acme") == "acme"
+        assert worker_b.label("globex") == "globex"
+        assert worker_b.label("initech") == "other"
+        assert worker_a.label("initech") == "other"
+        assert worker_b.label("acme") == "acme"
+        assert worker_a.label("globex") == "globex"
+
+
+@override_settings(METRICS_BEARER_TOKEN="")
+def test_a_failing_breaker_registry_does_not_fail_the_scrape(client, monkeypatch):
+    import apps.ops.breakers
+
+    def broken():
+        raise RuntimeError("registry unavailable")
+
+    monkeypatch.setattr(apps.ops.breakers, "all_statuses", broken)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert b"# TYPE circuit_breaker_state gauge" in response.content
