@@ -17,6 +17,7 @@ from .env import (
     env_choice,
     env_float,
     env_int,
+    env_json,
     env_list,
     env_str,
     writable_data_dir,
@@ -173,6 +174,18 @@ METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 METRICS_TENANT_LABEL_LIMIT = env_int("METRICS_TENANT_LABEL_LIMIT", 100)
 # prometheus_client's multiprocess directory (gunicorn sets it before forking); empty: one process.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+
+# --- Circuit breakers and outbound calls ----------------------------------------------------
+# Per-breaker overrides of the defaults (fail_max 5, reset_timeout 60 s, success_threshold 3,
+# request_timeout 30 s), as JSON: CIRCUIT_BREAKERS='{"provisioning": {"fail_max": 3}}'. Staff can
+# override further in the admin; every process picks admin changes up within the refresh interval.
+CIRCUIT_BREAKERS = env_json("CIRCUIT_BREAKERS", {})
+CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS = env_float("CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS", 5.0)
+# Connect timeout of every outbound HTTP call (the whole call is bounded by its breaker's request_timeout).
+OUTBOUND_HTTP_CONNECT_TIMEOUT = env_float("OUTBOUND_HTTP_CONNECT_TIMEOUT", 3.0)
+# The network provisioning API that activates subscribers (POST {url}/subscribers); empty: not configured.
+PROVISIONING_API_URL = env_str("PROVISIONING_API_URL").rstrip("/")
+PROVISIONING_API_TOKEN = env_str("PROVISIONING_API_TOKEN")
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()

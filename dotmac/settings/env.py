@@ -6,6 +6,7 @@ Every setting that comes from the environment is read through these helpers, onc
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -63,6 +64,20 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     value = env_str(name, default).lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def env_json(name: str, default: dict) -> dict:
+    """A JSON object from the environment (``{"provisioning": {"fail_max": 3}}``)."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return dict(default)
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(value).__name__}")
     return value
 
 

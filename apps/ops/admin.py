@@ -1,0 +1,148 @@
+"""Django admin for operations: the live "Circuit breakers" page, their configuration, the reset audit.
+
+The circuit breakers page is the changelist of the table-less ``CircuitBreaker`` model, replaced by
+a page built from the live statuses. It is visible only to active staff holding
+``ops.reset_circuitbreaker``, and resets go through the same service function as the REST API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from apps.ops import selectors, services
+from apps.ops.models import RESET_PERMISSION, BreakerConfigOverride, BreakerResetAudit, CircuitBreaker
+
+
+def _may_reset(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_staff and user.has_perm(RESET_PERMISSION))
+
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(admin.ModelAdmin):
+    """Live breakers: state, failure count, configuration; "Reset selected" and "Reset all"."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _may_reset(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _may_reset(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path("", self.admin_site.admin_view(self.changelist_view), name=f"{info[0]}_{info[1]}_changelist")
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        if not _may_reset(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._reset(request)
+        overrides = {override.name: override.pk for override in BreakerConfigOverride.objects.all()}
+        rows = [
+            {"status": status, "override_id": overrides.get(status.name)}
+            for status in selectors.breaker_list()
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Circuit breakers",
+            "opts": self.opts,
+            "rows": rows,
+            "shared": all(row["status"].shared for row in rows) if rows else None,
+            "audit": selectors.breaker_reset_audit(limit=20),
+            "status_url": reverse("ops:breaker-status"),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/ops/circuitbreaker/change_list.html", context)
+
+    def _reset(self, request: HttpRequest) -> HttpResponse:
+        via = BreakerResetAudit.Via.ADMIN
+        if "reset_all" in request.POST:
+            statuses = services.breaker_reset_all(actor=request.user, via=via)
+            self.message_user(request, f"Reset all {len(statuses)} circuit breakers.", messages.SUCCESS)
+        else:
+            names = request.POST.getlist("names")
+            if not names:
+                self.message_user(request, "Select at least one circuit breaker to reset.", messages.WARNING)
+            reset, unknown = [], []
+            for name in names:
+                try:
+                    reset.append(services.breaker_reset(name=name, actor=request.user, via=via).name)
+                except services.UnknownBreaker:
+                    unknown.append(name)
+            if reset:
+                self.message_user(request, f"Reset: {', '.join(reset)}.", messages.SUCCESS)
+            if unknown:
+                self.message_user(request, f"Unknown circuit breakers: {', '.join(unknown)}.", messages.ERROR)
+        return HttpResponseRedirect(request.path)
+
+
+@admin.register(BreakerConfigOverride)
+class BreakerConfigOverrideAdmin(admin.ModelAdmin):
+    """Per-breaker settings; applied by every process within CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS."""
+
+    list_display = (
+        "name",
+        "fail_max",
+        "reset_timeout",
+        "success_threshold",
+        "request_timeout",
+        "updated_at",
+        "updated_by",
+    )
+    readonly_fields = ("updated_at", "updated_by")
+    fields = (
+        "name",
+        "fail_max",
+        "reset_timeout",
+        "success_threshold",
+        "request_timeout",
+        "updated_at",
+        "updated_by",
+    )
+    search_fields = ("name",)
+
+    def save_model(self, request: HttpRequest, obj: BreakerConfigOverride, form: Any, change: bool) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(BreakerResetAudit)
+class BreakerResetAuditAdmin(admin.ModelAdmin):
+    """Read-only: who reset which breaker, when, and from what state."""
+
+    list_display = ("at", "breaker", "actor", "via", "state_before", "failure_count_before", "shared")
+    list_filter = ("via", "state_before")
+    search_fields = ("breaker", "actor")
+    date_hierarchy = "at"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or _may_reset(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or _may_reset(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

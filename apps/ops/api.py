@@ -1,0 +1,123 @@
+"""The circuit breaker REST API (``/api/v1/circuit-breakers/...``): authenticate, call a service, render.
+
+Authentication, checked before anything else:
+
+- ``Authorization: Bearer <OPS_API_TOKEN>`` (compared in constant time; no token configured means
+  token access is off), for automation. No session, so no CSRF.
+- or a session of an active staff user holding ``ops.reset_circuitbreaker``; unsafe methods need a
+  valid CSRF token, as everywhere else on the site.
+
+Anonymous (or a wrong token) → 401, logged in without the rights → 403. Every answer, errors
+included, is JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.ops import selectors, services
+from apps.ops.models import RESET_PERMISSION, BreakerResetAudit
+
+TOKEN_ACTOR = "api-token"
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status, headers=headers)
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check, run on demand: returns the failure reason instead of a response."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # type: ignore[override]
+        return reason
+
+
+def _csrf_failure(request: HttpRequest) -> str | None:
+    check = _CsrfCheck(lambda _request: None)  # type: ignore[arg-type,return-value]
+    check.process_request(request)
+    return check.process_view(request, None, (), {})  # type: ignore[arg-type,return-value]
+
+
+def _authenticate(request: HttpRequest) -> tuple[AbstractBaseUser | str | None, JsonResponse | None]:
+    """(actor, None) when allowed, else (None, the error response)."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None, _error(
+                401, "unsupported authorization scheme (use Bearer)", {"WWW-Authenticate": "Bearer"}
+            )
+        expected = settings.OPS_API_TOKEN or ""
+        given = credentials.strip()
+        if expected and hmac.compare_digest(given.encode(), expected.encode()):
+            return TOKEN_ACTOR, None
+        return None, _error(401, "invalid token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    user = request.user
+    if not user.is_authenticated:
+        return None, _error(401, "authentication required", {"WWW-Authenticate": "Bearer"})
+    if not (user.is_active and user.is_staff and user.has_perm(RESET_PERMISSION)):
+        return None, _error(403, "staff with the permission to reset circuit breakers only")
+    if request.method not in {"GET", "HEAD", "OPTIONS", "TRACE"}:
+        reason = _csrf_failure(request)
+        if reason:
+            return None, _error(403, f"CSRF check failed: {reason}")
+    return user, None
+
+
+def _ops_endpoint(*methods: str) -> Callable:
+    """Authenticate, then allow only ``methods`` (405 in JSON otherwise; none given: any method)."""
+
+    def decorate(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
+        @csrf_exempt  # checked in _authenticate for sessions; bearer-token calls carry no cookie
+        @never_cache
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            actor, failure = _authenticate(request)
+            if failure is not None:
+                return failure
+            if methods and request.method not in methods:
+                return _error(405, f"method {request.method} not allowed", {"Allow": ", ".join(methods)})
+            return view(request, actor, *args, **kwargs)
+
+        wrapper.__name__ = view.__name__
+        wrapper.__doc__ = view.__doc__
+        return wrapper
+
+    return decorate
+
+
+@_ops_endpoint("GET", "HEAD")
+def breaker_status(request: HttpRequest, actor: Any) -> JsonResponse:
+    """Every known breaker with its live state."""
+    return JsonResponse({"breakers": [status.as_dict() for status in selectors.breaker_list()]})
+
+
+@_ops_endpoint("POST")
+def breaker_reset(request: HttpRequest, actor: Any, name: str) -> JsonResponse:
+    """Reset one breaker; 404 for a name nobody configured or used."""
+    try:
+        status = services.breaker_reset(name=name, actor=actor, via=BreakerResetAudit.Via.API)
+    except services.UnknownBreaker:
+        return _error(404, "unknown circuit breaker")
+    return JsonResponse(status.as_dict())
+
+
+@_ops_endpoint("POST")
+def breaker_reset_all(request: HttpRequest, actor: Any) -> JsonResponse:
+    """Reset every known breaker."""
+    statuses = services.breaker_reset_all(actor=actor, via=BreakerResetAudit.Via.API)
+    return JsonResponse({"reset": len(statuses), "breakers": [status.as_dict() for status in statuses]})
+
+
+@_ops_endpoint()
+def not_found(request: HttpRequest, actor: Any, rest: str = "") -> JsonResponse:
+    """Any other path under the circuit breaker API."""
+    return _error(404, "not found")

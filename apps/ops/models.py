@@ -1,0 +1,128 @@
+"""Ops data: circuit breaker configuration overrides, the reset audit, and the reset permission.
+
+The breakers themselves are not rows: their state lives in Redis (or process memory). The
+unmanaged :class:`CircuitBreaker` model has no table; it gives the admin its "Circuit breakers"
+page and carries the permission to reset breakers (``ops.reset_circuitbreaker``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+
+RESET_PERMISSION = "ops.reset_circuitbreaker"
+
+
+def validate_breaker_name(value: str) -> None:
+    from apps.ops.breakers.config import validate_name
+
+    try:
+        validate_name(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class CircuitBreaker(models.Model):
+    """No table: the admin entry for the live breakers, and the holder of the reset permission."""
+
+    name = models.CharField(max_length=63, primary_key=True)
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("reset_circuitbreaker", "Can reset circuit breakers")]
+        verbose_name = "circuit breaker"
+        verbose_name_plural = "circuit breakers"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BreakerConfigOverride(models.Model):
+    """Per-breaker settings edited by staff; an empty field keeps the settings/default value."""
+
+    name = models.CharField(
+        "breaker", max_length=63, unique=True, validators=[validate_breaker_name],
+        help_text="Name of the circuit breaker, e.g. provisioning.",
+    )  # fmt: skip
+    fail_max = models.PositiveIntegerField(
+        "failure threshold", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Consecutive failures that open the breaker.",
+    )  # fmt: skip
+    reset_timeout = models.FloatField(
+        "recovery timeout (s)", null=True, blank=True, validators=[MinValueValidator(0.1)],
+        help_text="Seconds open before a trial call is allowed (half-open).",
+    )  # fmt: skip
+    success_threshold = models.PositiveIntegerField(
+        "success threshold", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Consecutive successful trial calls that close the breaker.",
+    )  # fmt: skip
+    request_timeout = models.FloatField(
+        "request timeout (s)", null=True, blank=True, validators=[MinValueValidator(0.1)],
+        help_text="Upper bound of one protected call, connect and read together.",
+    )  # fmt: skip
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "circuit breaker configuration"
+        verbose_name_plural = "circuit breaker configurations"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self._config_changed()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        self._config_changed()
+        return result
+
+    def values(self) -> dict[str, Any]:
+        """The fields set on this override (None: not overridden)."""
+        from apps.ops.breakers.config import CONFIG_FIELDS
+
+        return {field: getattr(self, field) for field in CONFIG_FIELDS}
+
+    @staticmethod
+    def _config_changed() -> None:
+        from apps.ops.breakers import config
+
+        config.invalidate()
+
+
+class BreakerResetAudit(models.Model):
+    """Who reset which breaker, when, how, and what state it was in before."""
+
+    class Via(models.TextChoices):
+        API = "api", "REST API"
+        ADMIN = "admin", "Admin"
+        CLI = "cli", "Command line"
+
+    breaker = models.CharField(max_length=63, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, help_text="Username, 'api-token' or 'cli:<os user>'.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    via = models.CharField(max_length=8, choices=Via.choices)
+    state_before = models.CharField(max_length=16)
+    failure_count_before = models.PositiveIntegerField(default=0)
+    shared = models.BooleanField(help_text="Whether the reset reached the shared state (Redis).")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "circuit breaker reset"
+        verbose_name_plural = "circuit breaker resets"
+
+    def __str__(self) -> str:
+        return f"{self.breaker} reset by {self.actor} at {self.at:%Y-%m-%d %H:%M:%S}"
