@@ -6,6 +6,7 @@ reads ``django.conf.settings`` at call time; nothing else reads the environment.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
 # redirect), then request metrics (so every response below is counted, 503s of the drain included),
 # then the drain guard, then Django's stack. Tenant resolution runs after authentication.
 MIDDLEWARE = [
+    "apps.ops.probes.ProbeMiddleware",
     "apps.ops.metrics.middleware.RequestMetricsMiddleware",
     "apps.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -164,6 +166,36 @@ TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30)
 OPS_API_TOKEN = env_str("OPS_API_TOKEN")
 # How ops code learns the current tenant without importing a business app.
 OPS_CURRENT_TENANT_FUNCTION = "apps.tenants.context.current_tenant_slug"
+
+# --- Probes and health checks ---------------------------------------------------------------
+# /live, /ready, /health (apps.ops.probes). Who sees check messages and timings: never,
+# when_authorized (bearer OPS_API_TOKEN or a staff session) or always.
+HEALTH_SHOW_DETAILS = env_choice(
+    "HEALTH_SHOW_DETAILS", ("never", "when_authorized", "always"), "when_authorized"
+)
+# Checks run concurrently; the answer comes within this many seconds (keep it below the probes'
+# timeoutSeconds). Results are reused per process for HEALTH_CACHE_TTL seconds.
+HEALTH_CHECK_DEADLINE = env_float("HEALTH_CHECK_DEADLINE", 1.0)
+HEALTH_CACHE_TTL = env_float("HEALTH_CACHE_TTL", 2.0)
+if HEALTH_CHECK_DEADLINE <= 0 or HEALTH_CACHE_TTL < 0:
+    raise ImproperlyConfigured("HEALTH_CHECK_DEADLINE must be > 0 and HEALTH_CACHE_TTL >= 0")
+HEALTH_DISK_PATHS = env_list("HEALTH_DISK_PATHS", [str(DATA_DIR), tempfile.gettempdir()])
+HEALTH_DISK_WARN_FREE_PERCENT = env_float("HEALTH_DISK_WARN_FREE_PERCENT", 10.0)
+HEALTH_MEMORY_WARN_PERCENT = env_float("HEALTH_MEMORY_WARN_PERCENT", 90.0)
+# Every check, in report order; /health runs them all, /ready those in HEALTH_READY_CHECKS.
+# Per check: "class", optional "critical" (a critical failure makes the answer 503), "timeout"
+# (seconds, within the deadline), "enabled", and the class's own options (see apps.ops.health.checks).
+HEALTH_CHECKS = {
+    "shutdown": {"class": "apps.ops.health.checks.ShutdownCheck"},
+    "database": {"class": "apps.ops.health.checks.DatabaseCheck"},
+    "cache": {"class": "apps.ops.health.checks.CacheCheck"},  # critical when REDIS_URL is set
+    "migrations": {"class": "apps.ops.health.checks.MigrationsCheck"},
+    # Never critical: one external API's outage must not take every pod out of service.
+    "circuit_breakers": {"class": "apps.ops.health.checks.CircuitBreakersCheck", "critical": False},
+    "disk": {"class": "apps.ops.health.checks.DiskCheck", "critical": False},
+    "memory": {"class": "apps.ops.health.checks.MemoryCheck", "critical": False},
+}
+HEALTH_READY_CHECKS = list(HEALTH_CHECKS)
 
 # --- Metrics --------------------------------------------------------------------------------
 # /metrics: when a token is set, scrapes need "Authorization: Bearer <token>". In production

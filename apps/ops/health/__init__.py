@@ -1,0 +1,59 @@
+"""Health checks: the check interface, the built-in checks and the concurrent runner.
+
+Public API (no request objects anywhere, so views, commands and server hooks can all use it):
+
+- :class:`HealthCheck`, :class:`CheckWarning`, :class:`CheckFailed`, :class:`Observation`,
+  :class:`CheckResult`, :class:`Status` — writing a check (``apps.ops.health.base``).
+- :func:`readiness_report` / :func:`full_report` — run the configured checks (``/ready`` and
+  ``/health``) under the overall deadline, using the per-process cache.
+- :func:`mark_broken` — make ``/live`` fail so the kubelet restarts this container.
+- :func:`reset` — forget cached results, remembered migration state and the broken mark (tests).
+"""
+
+from __future__ import annotations
+
+from .base import CheckFailed, CheckResult, CheckWarning, HealthCheck, HealthCheckError, Observation, Status
+from .liveness import broken_reason, mark_broken
+from .report import HealthReport
+
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "CheckWarning",
+    "HealthCheck",
+    "HealthCheckError",
+    "HealthReport",
+    "Observation",
+    "Status",
+    "broken_reason",
+    "full_report",
+    "mark_broken",
+    "readiness_report",
+    "reset",
+]
+
+
+def readiness_report() -> HealthReport:
+    """Run ``settings.HEALTH_READY_CHECKS`` (what ``/ready`` answers with)."""
+    from .config import readiness_checks
+    from .runner import run_checks
+
+    return run_checks(readiness_checks())
+
+
+def full_report() -> HealthReport:
+    """Run every check in ``settings.HEALTH_CHECKS`` (what ``/health`` answers with)."""
+    from .config import configured_checks
+    from .runner import run_checks
+
+    return run_checks(configured_checks())
+
+
+def reset() -> None:
+    """Forget cached results, the remembered "migrations applied" and the broken mark."""
+    from . import liveness, runner
+    from .checks import MigrationsCheck
+
+    runner.reset()
+    MigrationsCheck.forget_applied()
+    liveness.reset()

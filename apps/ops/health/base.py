@@ -1,0 +1,130 @@
+"""The check interface: a base class with one method to implement, a result value, two exceptions.
+
+A check subclasses :class:`HealthCheck` and implements ``run()``. Returning normally means *pass*
+(optionally with an :class:`Observation`); raising :class:`CheckWarning` or :class:`CheckFailed`
+means *warn* or *fail* with a message meant for operators. Any other exception is logged by the
+runner and reported as a generic failure, so internals never reach a response body.
+
+Nothing here knows about requests: views, management commands and server hooks all use it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+class Status(enum.StrEnum):
+    """IETF health+json statuses, ordered from best to worst."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def gauge_value(self) -> float:
+        """The value of ``health_check_status``: 1 pass, 0.5 warn, 0 fail."""
+        return {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0}[self]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a check measured (IETF ``observedValue`` / ``observedUnit``)."""
+
+    value: Any
+    unit: str = ""
+
+
+class HealthCheckError(Exception):
+    """Base of the exceptions a check raises to report a status other than *pass*.
+
+    The message is shown to authorized callers only, so it may name the dependency and the cause;
+    it must not contain secrets (passwords, tokens, full connection strings).
+    """
+
+    status: ClassVar[Status] = Status.FAIL
+
+    def __init__(self, message: str, *, observation: Observation | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.observation = observation
+
+
+class CheckWarning(HealthCheckError):
+    """The component works but needs attention (disk filling up, a breaker open)."""
+
+    status = Status.WARN
+
+
+class CheckFailed(HealthCheckError):
+    """The component does not work."""
+
+    status = Status.FAIL
+
+
+class HealthCheck:
+    """One check of one component. Subclasses set ``name`` and implement ``run()``.
+
+    Options come from ``settings.HEALTH_CHECKS[name]``: ``critical`` (does a failure fail the
+    whole report?), ``timeout`` (seconds; the overall deadline still applies) and any keyword the
+    subclass's ``__init__`` accepts. ``build()`` may return several instances of one check, one per
+    component (a database alias, a directory); they are reported together under ``name``.
+    """
+
+    #: The key in the report; configuration sets it to the name under ``settings.HEALTH_CHECKS``.
+    name: str = ""
+    #: IETF ``componentType``: "datastore", "system", "component".
+    component_type: ClassVar[str] = "component"
+    #: Default criticality; ``settings.HEALTH_CHECKS[name]["critical"]`` overrides it.
+    critical_by_default: ClassVar[bool] = True
+    #: True for checks that only read this process's memory: they run in the caller's thread, are
+    #: never cached and so reflect a change (the process starting to drain) at once.
+    in_process: ClassVar[bool] = False
+
+    def __init__(self, *, component_id: str | None = None) -> None:
+        self.component_id = component_id
+        self.critical = self.critical_by_default
+        self.timeout: float | None = None
+
+    @classmethod
+    def build(cls, **options: Any) -> list[HealthCheck]:
+        """The instances this check runs as; one by default."""
+        return [cls(**options)]
+
+    @property
+    def key(self) -> str:
+        """Unique per process: the metric label and the cache key (``database:default``)."""
+        return f"{self.name}:{self.component_id}" if self.component_id else self.name
+
+    def run(self) -> Observation | None:
+        """Check the component. Return to pass; raise ``CheckWarning``/``CheckFailed`` otherwise."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.key} critical={self.critical}>"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one run of one check (cached and shared between concurrent callers)."""
+
+    name: str
+    component_id: str | None
+    component_type: str
+    status: Status
+    critical: bool
+    duration: float
+    time: datetime
+    output: str = ""
+    observation: Observation | None = field(default=None)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.component_id}" if self.component_id else self.name
+
+    @property
+    def fails_report(self) -> bool:
+        """A critical failure makes the whole report fail (503)."""
+        return self.critical and self.status is Status.FAIL

@@ -1,0 +1,374 @@
+"""The built-in checks: shutdown, database, cache, migrations, circuit breakers, disk, memory.
+
+Which of them run, how critical they are and their timeouts come from ``settings.HEALTH_CHECKS``
+(see ``apps.ops.health.config``). Each check raises ``CheckFailed``/``CheckWarning`` with a message
+for operators; the runner keeps those messages away from anonymous callers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+import weakref
+from pathlib import Path
+
+from django.conf import settings
+
+from .base import CheckFailed, CheckWarning, HealthCheck, Observation
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception's class and first message line, short: for operators, never for anonymous callers."""
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+    return text[:200]
+
+
+def effective_timeout(check: HealthCheck) -> float:
+    """The check's own timeout, never beyond the overall deadline."""
+    deadline = float(settings.HEALTH_CHECK_DEADLINE)
+    return min(check.timeout, deadline) if check.timeout else deadline
+
+
+class ShutdownCheck(HealthCheck):
+    """Fails while the process drains, so the endpoints controller stops sending it traffic."""
+
+    name = "shutdown"
+    component_type = "system"
+    in_process = True
+
+    def run(self) -> Observation | None:
+        from apps.ops.shutdown import is_draining
+
+        if is_draining():
+            raise CheckFailed("draining: this process is shutting down and takes no new traffic")
+        return None
+
+
+class DatabaseCheck(HealthCheck):
+    """A trivial query on one database alias, bounded on the server by a statement timeout."""
+
+    name = "database"
+    component_type = "datastore"
+
+    def __init__(self, *, alias: str, query: str = "SELECT 1") -> None:
+        super().__init__(component_id=alias)
+        self.alias = alias
+        self.query = query
+
+    @classmethod
+    def build(cls, *, aliases: list[str] | None = None, query: str = "SELECT 1") -> list[HealthCheck]:
+        return [cls(alias=alias, query=query) for alias in (aliases or list(settings.DATABASES))]
+
+    def run(self) -> Observation | None:
+        from django.db import Error, connections
+
+        connection = connections[self.alias]
+        try:
+            with connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    # One round trip: a multi-statement simple query is one implicit transaction,
+                    # so SET LOCAL bounds the query without changing the pooled session.
+                    timeout_ms = max(1, int(effective_timeout(self) * 1000))
+                    cursor.execute(f"SET LOCAL statement_timeout = {timeout_ms}; {self.query}")
+                    cursor.nextset()
+                else:
+                    cursor.execute(self.query)
+                cursor.fetchone()
+        except Error as exc:
+            raise CheckFailed(f"database {self.alias!r}: {describe_error(exc)}")
+        return None
+
+
+class CacheCheck(HealthCheck):
+    """A Redis PING (one attempt, the cache's socket timeouts) or a set/get on other cache backends.
+
+    Critical only when ``REDIS_URL`` is set: a local-memory cache cannot be "down".
+    """
+
+    name = "cache"
+    component_type = "datastore"
+
+    # Private PING clients by the cache's connection pool (weakly: a discarded pool takes its client).
+    _ping_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    _ping_clients_lock = threading.Lock()
+
+    def __init__(self, *, alias: str = "default") -> None:
+        super().__init__(component_id=alias if alias != "default" else None)
+        self.alias = alias
+        self.critical = bool(settings.REDIS_URL)
+
+    @classmethod
+    def build(cls, *, aliases: list[str] | None = None) -> list[HealthCheck]:
+        return [cls(alias=alias) for alias in (aliases or ["default"])]
+
+    def run(self) -> Observation | None:
+        from django.core.cache import caches
+
+        cache = caches[self.alias]
+        get_client = getattr(getattr(cache, "client", None), "get_client", None)
+        if get_client is None:
+            self._set_and_get(cache)
+            return None
+        import redis
+
+        try:
+            self._ping_client(get_client(write=True)).ping()
+        except redis.RedisError as exc:
+            raise CheckFailed(f"redis: {describe_error(exc)}")
+        return None
+
+    @staticmethod
+    def _set_and_get(cache) -> None:
+        key = f"health-check:{uuid.uuid4().hex}"
+        cache.set(key, "ok", 10)
+        value = cache.get(key)
+        cache.delete(key)
+        if value != "ok":
+            raise CheckFailed("cache did not return the value it stored")
+
+    @classmethod
+    def _ping_client(cls, cache_client):
+        """A private client on the cache's server and timeouts, with redis-py's retries turned off.
+
+        redis-py retries a failed command ten times with backoff by default; a probe needs one
+        honest attempt. The client is kept per process, so a steady state costs one PING per run.
+        """
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        pool = cache_client.connection_pool
+        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+            return cache_client  # sentinel/cluster pools: use the cache's client as it is
+        with cls._ping_clients_lock:
+            pid, client = cls._ping_clients.get(pool, (None, None))
+            if client is None or pid != os.getpid():  # never reuse a socket across a fork
+                kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+                private_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+                client = redis.Redis(connection_pool=private_pool)
+                cls._ping_clients[pool] = (os.getpid(), client)
+        return client
+
+
+class MigrationsCheck(HealthCheck):
+    """Fails while migrations are unapplied: this code must not serve a schema it does not know.
+
+    Once every migration is applied, that stays true for this code, so the answer is remembered
+    for the life of the process and later runs cost no query.
+    """
+
+    name = "migrations"
+    component_type = "datastore"
+
+    _applied_aliases: set[str] = set()
+
+    def __init__(self, *, alias: str = "default") -> None:
+        super().__init__(component_id=alias if alias != "default" else None)
+        self.alias = alias
+
+    @classmethod
+    def build(cls, *, aliases: list[str] | None = None) -> list[HealthCheck]:
+        return [cls(alias=alias) for alias in (aliases or ["default"])]
+
+    @classmethod
+    def forget_applied(cls) -> None:
+        """Forget that migrations were found applied (tests; a process never needs it)."""
+        cls._applied_aliases.clear()
+
+    def run(self) -> Observation | None:
+        if self.alias in self._applied_aliases:
+            return Observation(0, "unapplied migrations")
+        from django.db import Error, connections
+        from django.db.migrations.executor import MigrationExecutor
+
+        try:
+            executor = MigrationExecutor(connections[self.alias])
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except Error as exc:
+            raise CheckFailed(f"cannot read the migration state: {describe_error(exc)}")
+        if plan:
+            names = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+            listed = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+            raise CheckFailed(
+                f"{len(names)} unapplied migration(s): {listed}",
+                observation=Observation(len(names), "unapplied migrations"),
+            )
+        self._applied_aliases.add(self.alias)
+        return Observation(0, "unapplied migrations")
+
+
+class CircuitBreakersCheck(HealthCheck):
+    """Warns while any breaker is open or half-open. Never critical by default: an outage of one
+    external API must not take every pod out of service."""
+
+    name = "circuit_breakers"
+    critical_by_default = False
+
+    def run(self) -> Observation | None:
+        from apps.ops.breakers import STATE_CLOSED, all_statuses
+
+        not_closed = [status for status in all_statuses() if status.state != STATE_CLOSED]
+        observation = Observation(len(not_closed), "breakers not closed")
+        if not_closed:
+            listed = ", ".join(f"{status.name} {status.state}" for status in not_closed)
+            raise CheckWarning(f"circuit breakers not closed: {listed}", observation=observation)
+        return observation
+
+
+class DiskCheck(HealthCheck):
+    """Free space of one writable directory; warns below ``warn_free_percent``."""
+
+    name = "disk"
+    component_type = "system"
+    critical_by_default = False
+
+    def __init__(self, *, path: str, warn_free_percent: float) -> None:
+        super().__init__(component_id=str(path))
+        self.path = str(path)
+        self.warn_free_percent = float(warn_free_percent)
+
+    @classmethod
+    def build(
+        cls, *, paths: list[str] | None = None, warn_free_percent: float | None = None
+    ) -> list[HealthCheck]:
+        threshold = settings.HEALTH_DISK_WARN_FREE_PERCENT if warn_free_percent is None else warn_free_percent
+        return [
+            cls(path=path, warn_free_percent=threshold)
+            for path in (paths if paths is not None else settings.HEALTH_DISK_PATHS)
+        ]
+
+    def run(self) -> Observation | None:
+        try:
+            stats = os.statvfs(self.path)
+        except OSError as exc:
+            raise CheckFailed(f"{self.path}: {describe_error(exc)}")
+        if not os.access(self.path, os.W_OK):
+            raise CheckFailed(f"{self.path} is not writable")
+        free_percent = 100.0 * stats.f_bavail / stats.f_blocks if stats.f_blocks else 0.0
+        observation = Observation(round(free_percent, 1), "% free")
+        if free_percent < self.warn_free_percent:
+            free_mib = stats.f_bavail * stats.f_frsize // 2**20
+            raise CheckWarning(
+                f"{self.path}: {free_percent:.1f}% free ({free_mib} MiB), below {self.warn_free_percent:g}%",
+                observation=observation,
+            )
+        return observation
+
+
+# cgroup v1 reports "no limit" as a number near 2**63.
+_UNLIMITED_BYTES = 2**60
+
+
+class MemoryCheck(HealthCheck):
+    """Memory in use (working set, without reclaimable page cache) against the container's cgroup
+    limit (v2 or v1), or against the host's memory when there is no limit; warns from ``warn_percent``.
+    """
+
+    name = "memory"
+    component_type = "system"
+    critical_by_default = False
+
+    def __init__(
+        self, *, warn_percent: float, cgroup_root: str = "/sys/fs/cgroup", proc_root: str = "/proc"
+    ) -> None:
+        super().__init__()
+        self.warn_percent = float(warn_percent)
+        self.cgroup_root = Path(cgroup_root)
+        self.proc_root = Path(proc_root)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        warn_percent: float | None = None,
+        cgroup_root: str = "/sys/fs/cgroup",
+        proc_root: str = "/proc",
+    ) -> list[HealthCheck]:
+        threshold = settings.HEALTH_MEMORY_WARN_PERCENT if warn_percent is None else warn_percent
+        return [cls(warn_percent=threshold, cgroup_root=cgroup_root, proc_root=proc_root)]
+
+    def run(self) -> Observation | None:
+        try:
+            used, limit, source = self.memory_usage()
+        except (OSError, ValueError) as exc:
+            raise CheckFailed(f"cannot read memory usage: {describe_error(exc)}")
+        percent = 100.0 * used / limit
+        observation = Observation(round(percent, 1), "%")
+        if percent >= self.warn_percent:
+            raise CheckWarning(
+                f"memory {percent:.0f}% of the {source} limit ({used // 2**20} MiB of {limit // 2**20} MiB)",
+                observation=observation,
+            )
+        return observation
+
+    def memory_usage(self) -> tuple[int, int, str]:
+        """(bytes in use, limit in bytes, "cgroup v2" | "cgroup v1" | "host")."""
+        host_total, host_available = self._meminfo()
+        for reader in (self._cgroup_v2, self._cgroup_v1):
+            found = reader()
+            if found is not None:
+                used, limit, source = found
+                if limit < host_total:
+                    return used, limit, source
+        return host_total - host_available, host_total, "host"
+
+    def _meminfo(self) -> tuple[int, int]:
+        fields: dict[str, int] = {}
+        for line in (self.proc_root / "meminfo").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if rest.strip():
+                fields[name] = int(rest.split()[0]) * 1024
+        return fields["MemTotal"], fields.get("MemAvailable", fields.get("MemFree", 0))
+
+    def _own_cgroup_dirs(self, controller: str | None) -> list[Path]:
+        """This process's cgroup directory (from /proc/self/cgroup), then the mount root."""
+        base = self.cgroup_root if controller is None else self.cgroup_root / controller
+        candidates = []
+        try:
+            lines = (self.proc_root / "self" / "cgroup").read_text().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            _hierarchy, controllers, path = line.split(":", 2)
+            wanted = controllers == "" if controller is None else controller in controllers.split(",")
+            if wanted and path.strip("/"):
+                candidates.append(base / path.strip("/"))
+        candidates.append(base)
+        return candidates
+
+    @staticmethod
+    def _stat_field(directory: Path, field: str) -> int:
+        try:
+            for line in (directory / "memory.stat").read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == field:
+                    return int(value)
+        except OSError:
+            pass
+        return 0
+
+    def _cgroup_v2(self) -> tuple[int, int, str] | None:
+        for directory in self._own_cgroup_dirs(None):
+            max_file = directory / "memory.max"
+            if max_file.is_file():
+                raw = max_file.read_text().strip()
+                if raw == "max":
+                    return None
+                current = int((directory / "memory.current").read_text())
+                used = max(0, current - self._stat_field(directory, "inactive_file"))
+                return used, int(raw), "cgroup v2"
+        return None
+
+    def _cgroup_v1(self) -> tuple[int, int, str] | None:
+        for directory in self._own_cgroup_dirs("memory"):
+            limit_file = directory / "memory.limit_in_bytes"
+            if limit_file.is_file():
+                limit = int(limit_file.read_text())
+                if limit >= _UNLIMITED_BYTES:
+                    return None
+                usage = int((directory / "memory.usage_in_bytes").read_text())
+                used = max(0, usage - self._stat_field(directory, "total_inactive_file"))
+                return used, limit, "cgroup v1"
+        return None

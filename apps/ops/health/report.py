@@ -1,0 +1,135 @@
+"""A set of check results, its overall status, and its IETF ``application/health+json`` form.
+
+Format: draft-inadarei-api-health-check ("Health Check Response Format for HTTP APIs"):
+``{"status": "pass"|"warn"|"fail", "checks": {"<name>": [{"status": …, "observedValue": …,
+"observedUnit": …, "time": …}, …]}}``. Without details every check shows its status only; with
+details it also shows the component, the measurement, the time and the operator message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .base import CheckResult, Status
+
+CONTENT_TYPE = "application/health+json"
+
+_IMPORTED_AT = time.monotonic()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    results: list[CheckResult]
+
+    @property
+    def status(self) -> Status:
+        """fail when a critical check fails; warn when any check is not pass; else pass."""
+        if any(result.fails_report for result in self.results):
+            return Status.FAIL
+        if any(result.status is not Status.PASS for result in self.results):
+            return Status.WARN
+        return Status.PASS
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status is Status.FAIL else 200
+
+    def as_health_json(self, *, details: bool) -> dict[str, Any]:
+        checks: dict[str, list[dict[str, Any]]] = {}
+        for result in self.results:
+            checks.setdefault(result.name, []).append(_check_entry(result, details=details))
+        document: dict[str, Any] = {"status": self.status.value}
+        if details and self.status is not Status.PASS:
+            document["output"] = self._summary()
+        document["checks"] = checks
+        return document
+
+    def _summary(self) -> str:
+        failing = [result.key for result in self.results if result.fails_report]
+        other = [
+            result.key
+            for result in self.results
+            if result.status is not Status.PASS and not result.fails_report
+        ]
+        parts = []
+        if failing:
+            parts.append("failing critical checks: " + ", ".join(failing))
+        if other:
+            parts.append("not passing (not critical): " + ", ".join(other))
+        return "; ".join(parts)
+
+
+def _check_entry(result: CheckResult, *, details: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"status": result.status.value}
+    if not details:
+        return entry
+    if result.component_id:
+        entry["componentId"] = result.component_id
+    entry["componentType"] = result.component_type
+    if result.observation is not None:
+        entry["observedValue"] = result.observation.value
+        if result.observation.unit:
+            entry["observedUnit"] = result.observation.unit
+    entry["time"] = _iso(result.time)
+    entry["critical"] = result.critical
+    if result.output:
+        entry["output"] = result.output
+    return entry
+
+
+def process_uptime() -> float:
+    """Seconds since this process started (from /proc on Linux, else since this module loaded)."""
+    try:
+        with open("/proc/self/stat") as stat_file:
+            # Field 22 (starttime, in clock ticks since boot) comes after the parenthesised name.
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])
+        with open("/proc/uptime") as uptime_file:
+            system_uptime = float(uptime_file.read().split()[0])
+        return max(0.0, system_uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return time.monotonic() - _IMPORTED_AT
+
+
+def service_document(
+    report: HealthReport, *, details: bool, service: str, version: str, environment: str
+) -> dict[str, Any]:
+    """``/health``: who is answering (service, version, environment, uptime) and every check."""
+    document = report.as_health_json(details=details)
+    checks = document.pop("checks")
+    document.update(
+        serviceId=service,
+        description=f"{service} ({environment})",
+        version=version,
+        releaseId=version,
+        environment=environment,
+    )
+    # The draft's own example reports uptime as a system check; it is service information,
+    # shown to every caller.
+    uptime = {
+        "componentType": "system",
+        "observedValue": round(process_uptime(), 3),
+        "observedUnit": "s",
+        "status": Status.PASS.value,
+        "time": _iso(datetime.now(UTC)),
+    }
+    document["checks"] = {"uptime": [uptime], **checks}
+    return document
+
+
+def live_document(broken_reason: str | None, *, details: bool) -> dict[str, Any]:
+    """``/live``: pass, or fail once the process marked itself broken."""
+    if broken_reason is None:
+        return {"status": Status.PASS.value}
+    document: dict[str, Any] = {"status": Status.FAIL.value}
+    if details:
+        document["output"] = broken_reason
+    return document

@@ -1,0 +1,45 @@
+"""``manage.py health [--ready|--live]``: the probe report on stdout, exit 0 (pass/warn) or 1 (fail).
+
+For exec probes and for people at a shell. Whoever can run this can read the environment, so the
+report shows details unless ``HEALTH_SHOW_DETAILS=never``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from apps.ops.health import broken_reason, full_report, readiness_report
+from apps.ops.health.report import live_document, service_document
+
+
+class Command(BaseCommand):
+    help = (
+        "Print the health report (like GET /health; --ready, --live for those probes). "
+        "Exit 0 when it passes or warns, 1 when it fails."
+    )
+
+    def add_arguments(self, parser) -> None:
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--ready", action="store_true", help="the readiness checks, like GET /ready")
+        which.add_argument("--live", action="store_true", help="liveness only, like GET /live")
+
+    def handle(self, *args, ready: bool = False, live: bool = False, **options) -> None:
+        details = settings.HEALTH_SHOW_DETAILS != "never"
+        if live:
+            document = live_document(broken_reason(), details=details)
+        elif ready:
+            document = readiness_report().as_health_json(details=details)
+        else:
+            document = service_document(
+                full_report(),
+                details=details,
+                service=settings.SERVICE_NAME,
+                version=settings.APP_VERSION,
+                environment=settings.DJANGO_ENV,
+            )
+        self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
+        if document["status"] == "fail":
+            raise SystemExit(1)
