@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.ops.probes.ProbeMiddleware",
     "apps.ops.metrics.middleware.RequestMetricsMiddleware",
+    "apps.ops.shutdown.DrainMiddleware",
     "apps.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
