@@ -15,5 +15,5 @@ urlpatterns: list = [
     path("api/v1/circuit-breakers/status", api.breaker_status, name="breaker-status"),
     path("api/v1/circuit-breakers/reset-all", api.breaker_reset_all, name="breaker-reset-all"),
     path("api/v1/circuit-breakers/<path:name>/reset", api.breaker_reset, name="breaker-reset"),
-    re_path(r"^api/v1/circuit-breakers(?:/(?P<rest>.*))?$", api.not_found),
+    re_path(r"^api/v1/circuit-breakers(?:/(?P<rest>[\s\S]*))?$", api.not_found),  # newlines too
 ]
