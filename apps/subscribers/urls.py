@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/", views.subscriber_detail, name="detail"),
     path("<int:pk>/edit/", views.subscriber_edit, name="edit"),
     path("<int:pk>/suspend/", views.subscriber_suspend, name="suspend"),
+    path("<int:pk>/activate/", views.subscriber_activate, name="activate"),
 ]

@@ -1,4 +1,4 @@
-"""Views for a tenant's staff: list, create, detail, edit, suspend.
+"""Views for a tenant's staff: list, create, detail, edit, suspend, activate.
 
 Every query is scoped by ``request.tenant``; a user may only work in the tenant they belong to, so
 another tenant's objects are simply not found (404).
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.ops.metrics import record_subscriber_created
 
+from . import services
 from .forms import SubscriberForm
 from .models import Subscriber
 
@@ -99,4 +100,14 @@ def subscriber_suspend(request, pk: int):
         subscriber.status = Subscriber.Status.SUSPENDED
         subscriber.save(update_fields=["status", "updated_at"])
         messages.success(request, f"{subscriber.name} is suspended.")
+    return redirect("subscribers:detail", pk=subscriber.pk)
+
+
+@tenant_staff_required
+@require_POST
+def subscriber_activate(request, pk: int):
+    """Provision the subscriber; if provisioning is unavailable it stays pending and the page says so."""
+    subscriber = _subscriber_or_404(request, pk)
+    result = services.subscriber_activate(subscriber=subscriber)
+    (messages.success if result.activated else messages.warning)(request, result.message)
     return redirect("subscribers:detail", pk=subscriber.pk)
