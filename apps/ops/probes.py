@@ -120,6 +120,9 @@ def _response(status: int, body: bytes) -> HttpResponse:
     response = HttpResponse(body, status=status)
     for name, value in _headers(status):
         response[name] = value
+    # Django logs every 4xx/5xx response at ERROR ("Service Unavailable: /ready"), which would be
+    # one line per probe while a dependency is down; the runner logs each status change instead.
+    response._has_been_logged = True
     return response
 
 

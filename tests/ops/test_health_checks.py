@@ -167,7 +167,9 @@ def test_an_unexpected_exception_is_logged_and_reported_without_its_text(caplog)
     assert result.status is Status.FAIL
     assert result.output == "unexpected error (ValueError); see the logs"
     assert secret not in result.output
-    assert any(secret in record.getMessage() or secret in str(record.exc_info[1]) for record in caplog.records)
+    assert any(
+        secret in record.getMessage() or secret in str(record.exc_info[1]) for record in caplog.records
+    )
 
 
 def test_warnings_and_non_critical_failures_warn_but_do_not_fail_the_report():
@@ -197,7 +199,9 @@ def test_results_set_the_status_and_duration_gauges():
                     return item.value
         return None
 
-    run_checks([RaisingCheck("gauge-fail", CheckFailed("down")), RaisingCheck("gauge-warn", CheckWarning("w"))])
+    run_checks(
+        [RaisingCheck("gauge-fail", CheckFailed("down")), RaisingCheck("gauge-warn", CheckWarning("w"))]
+    )
     assert sample(HEALTH_CHECK_STATUS, "gauge-fail") == 0.0
     assert sample(HEALTH_CHECK_STATUS, "gauge-warn") == 0.5
     assert sample(HEALTH_CHECK_DURATION, "gauge-fail") >= 0.0
@@ -507,4 +511,3 @@ def test_memory_check_on_this_machine():
     [always_warns] = MemoryCheck.build(warn_percent=0)
     with pytest.raises(CheckWarning):
         always_warns.run()
-

@@ -7,6 +7,8 @@ report shows details unless ``HEALTH_SHOW_DETAILS=never``.
 from __future__ import annotations
 
 import json
+import logging
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -27,6 +29,7 @@ class Command(BaseCommand):
         which.add_argument("--live", action="store_true", help="liveness only, like GET /live")
 
     def handle(self, *args, ready: bool = False, live: bool = False, **options) -> None:
+        _send_logs_to_stderr()  # stdout carries the report alone, so it can be parsed
         details = settings.HEALTH_SHOW_DETAILS != "never"
         if live:
             document = live_document(broken_reason(), details=details)
@@ -43,3 +46,11 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
         if document["status"] == "fail":
             raise SystemExit(1)
+
+
+def _send_logs_to_stderr() -> None:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)

@@ -1,0 +1,632 @@
+"""/live, /ready and /health: in-process through the middleware, and through real gunicorn servers
+with their own Redis and PostgreSQL that the tests stop, freeze and bring back."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from django.db.backends.signals import connection_created
+
+from apps.ops import health, shutdown
+from apps.ops.health import mark_broken
+from apps.ops.health.runner import reset as reset_cached_results
+from apps.ops.probes import with_wsgi_liveness
+from tests.servers import PostgresServer, RedisServer, free_port, wait_until
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TOKEN = "ops-token-0123456789abcdef"
+PROBES = ("/live", "/ready", "/health")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_state():
+    health.reset()
+    yield
+    health.reset()
+    shutdown.reset()
+
+
+def body(response) -> dict:
+    return json.loads(response.content)
+
+
+class RedisCommandCounter:
+    """Reads a Redis server's per-command call counts over one connection (so connecting is not counted)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = redis.Redis(port=port)
+        self.client.ping()
+
+    def calls(self) -> dict[str, int]:
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
+
+    def pings(self) -> int:
+        return self.calls().get("ping", 0)
+
+
+@pytest.fixture
+def unreachable_redis(settings):
+    """Point the cache at a port where nothing listens: the cache check fails (connection refused)."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_URL = url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+        }
+    }
+    return url
+
+
+# --- /live -----------------------------------------------------------------------------------
+
+
+def test_live_is_a_tiny_health_json_pass_that_is_never_cached(client):
+    response = client.get("/live")
+    assert response.status_code == 200
+    assert body(response) == {"status": "pass"}
+    assert response["Content-Type"] == "application/health+json"
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_live_makes_no_database_query_and_no_cache_call(client, redis_server, django_assert_num_queries):
+    counter = RedisCommandCounter(redis_server.port)
+    before = counter.calls()
+    with django_assert_num_queries(0):
+        for _ in range(5):
+            assert client.get("/live").status_code == 200
+        assert client.head("/live").status_code == 200
+    after = counter.calls()
+    # The only commands between the two readings are the two INFO calls that take them.
+    changed = {
+        name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)
+    }
+    assert changed == {"info": 1}
+
+
+def test_live_stays_200_while_draining_and_ready_turns_503(client, db):
+    shutdown.announce()
+    assert client.get("/live").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert body(ready)["checks"]["shutdown"] == [{"status": "fail"}]
+
+
+def test_live_fails_once_the_process_marked_itself_broken(client, settings):
+    settings.OPS_API_TOKEN = TOKEN
+    mark_broken("worker pool wedged")
+    anonymous = client.get("/live")
+    assert anonymous.status_code == 503
+    assert body(anonymous) == {"status": "fail"}
+    authorized = client.get("/live", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert body(authorized) == {"status": "fail", "output": "worker pool wedged"}
+
+
+def _call_wsgi(app, path: str, method: str = "GET", **environ) -> tuple[str, dict, bytes]:
+    captured = {}
+
+    def start_response(status, headers):
+        captured["status"], captured["headers"] = status, dict(headers)
+
+    chunks = app({"PATH_INFO": path, "REQUEST_METHOD": method, **environ}, start_response)
+    return captured["status"], captured["headers"], b"".join(chunks)
+
+
+def test_the_wsgi_handler_answers_live_without_running_the_application():
+    calls = []
+
+    def django_stand_in(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        start_response("204 No Content", [])
+        return [b""]
+
+    app = with_wsgi_liveness(django_stand_in)
+    for path in ("/live", "/live/"):
+        status, headers, content = _call_wsgi(app, path)
+        assert status == "200 OK"
+        assert json.loads(content) == {"status": "pass"}
+        assert headers["Content-Type"] == "application/health+json"
+        assert headers["Cache-Control"] == "no-store"
+        assert headers["Content-Length"] == str(len(content))
+    status, headers, _ = _call_wsgi(app, "/live", method="POST")
+    assert status == "405 Method Not Allowed"
+    assert headers["Allow"] == "GET, HEAD"
+    assert calls == []
+    assert _call_wsgi(app, "/ready")[0] == "204 No Content"
+    assert _call_wsgi(app, "/lively")[0] == "204 No Content"
+    assert calls == ["/ready", "/lively"]
+
+
+def test_the_project_wsgi_application_answers_live_in_front_of_django():
+    from dotmac.wsgi import application
+
+    # No django_db mark: pytest-django refuses any database access, so this also proves none.
+    status, _headers, content = _call_wsgi(application, "/live", HTTP_HOST="10.1.2.3:8000")
+    assert status == "200 OK"
+    assert json.loads(content) == {"status": "pass"}
+
+
+# --- Methods, headers, paths -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PROBES)
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+def test_probes_accept_only_get_and_head(client, path, method):
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert body(response)["allowed"] == ["GET", "HEAD"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", PROBES)
+def test_head_gets_the_headers_of_get(client, path):
+    response = client.head(path)
+    assert response.status_code in (200, 503)
+    assert response.content == b""
+    assert response["Content-Type"] == "application/health+json"
+    assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/live/", "/ready/", "/health/"])
+def test_probes_answer_with_a_trailing_slash(client, path):
+    response = client.get(path)
+    assert response["Content-Type"] == "application/health+json"
+
+
+@pytest.mark.parametrize("path", PROBES)
+def test_probes_answer_any_host_and_are_not_redirected_to_https(client, settings, path, db):
+    settings.ALLOWED_HOSTS = ["dotmac.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_REDIRECT_EXEMPT = []  # the middleware must not depend on the exemption list
+    settings.DEBUG = False
+    response = client.get(path, HTTP_HOST="10.1.2.3:8000")
+    assert response.status_code in (200, 503)
+    assert response["Content-Type"] == "application/health+json"
+    # The same request to an ordinary page is refused by host validation.
+    assert client.get("/", HTTP_HOST="10.1.2.3:8000").status_code == 400
+
+
+# --- /ready and /health ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_ready_is_200_with_postgresql_and_redis_up(client):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.content
+    document = body(response)
+    assert document["status"] in ("pass", "warn")
+    for name in ("shutdown", "database", "cache", "migrations", "circuit_breakers"):
+        assert document["checks"][name] == [{"status": "pass"}], name
+
+
+@pytest.mark.django_db
+def test_ready_is_503_when_redis_is_unreachable(client, unreachable_redis):
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert body(response)["status"] == "fail"
+    assert body(response)["checks"]["cache"] == [{"status": "fail"}]
+
+
+@pytest.mark.django_db
+def test_anonymous_bodies_show_statuses_only_when_a_check_fails(client, settings, unreachable_redis):
+    settings.OPS_API_TOKEN = TOKEN
+    port = unreachable_redis.rsplit(":", 1)[1].split("/")[0]
+    for path in ("/ready", "/health"):
+        for authorization in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong-token"}):
+            response = client.get(path, **authorization)
+            assert response.status_code == 503
+            document = body(response)
+            document["checks"].pop("uptime", None)  # service information, shown to everyone
+            text = json.dumps(document)
+            for leak in ("output", "Error", "refused", "127.0.0.1", port, "observedValue", "time"):
+                assert leak not in text, (path, leak, text)
+            for entries in document["checks"].values():
+                assert all(set(entry) == {"status"} for entry in entries)
+
+
+@pytest.mark.django_db
+def test_a_bearer_token_gets_messages_and_timings(client, settings, unreachable_redis):
+    settings.OPS_API_TOKEN = TOKEN
+    for path in ("/ready", "/health"):
+        response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        assert response.status_code == 503
+        document = body(response)
+        [cache_entry] = document["checks"]["cache"]
+        assert cache_entry["output"].startswith("redis: ConnectionError")
+        assert cache_entry["observedUnit"] == "ms"
+        assert "time" in cache_entry
+        assert document["output"] == "failing critical checks: cache"
+        [database_entry] = document["checks"]["database"]
+        assert database_entry["status"] == "pass"
+        assert database_entry["componentId"] == "default"
+
+
+@pytest.mark.django_db
+def test_a_staff_session_gets_details_and_a_plain_user_does_not(client, django_user_model, unreachable_redis):
+    staff = django_user_model.objects.create_user("operator", password="pw-123456", is_staff=True)
+    client.force_login(staff)
+    assert "output" in body(client.get("/ready"))["checks"]["cache"][0]
+    plain = django_user_model.objects.create_user("subscriber-admin", password="pw-123456")
+    client.force_login(plain)
+    assert body(client.get("/ready"))["checks"]["cache"] == [{"status": "fail"}]
+
+
+@pytest.mark.django_db
+def test_an_anonymous_probe_loads_no_session(client, django_assert_num_queries, settings):
+    settings.HEALTH_CHECKS = {"shutdown": {"class": "apps.ops.health.checks.ShutdownCheck"}}
+    settings.HEALTH_READY_CHECKS = ["shutdown"]
+    with django_assert_num_queries(0):
+        assert client.get("/ready").status_code == 200
+
+
+@pytest.mark.django_db
+def test_details_policy_never_and_always(client, settings, unreachable_redis):
+    settings.OPS_API_TOKEN = TOKEN
+    settings.HEALTH_SHOW_DETAILS = "never"
+    hidden = body(client.get("/ready", HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
+    assert hidden["checks"]["cache"] == [{"status": "fail"}]
+    settings.HEALTH_SHOW_DETAILS = "always"
+    shown = body(client.get("/ready"))
+    assert shown["checks"]["cache"][0]["output"].startswith("redis: ConnectionError")
+
+
+@pytest.mark.django_db
+def test_health_reports_service_version_environment_uptime_and_checks(client, settings):
+    settings.APP_VERSION = "2026.11.1"
+    response = client.get("/health")
+    assert response.status_code == 200
+    document = body(response)
+    assert document["serviceId"] == "dotmac-platform"
+    assert document["version"] == "2026.11.1"
+    assert document["environment"] == "development"
+    [uptime] = document["checks"]["uptime"]
+    assert uptime["observedUnit"] == "s" and uptime["observedValue"] > 0
+    for name in ("shutdown", "database", "cache", "migrations", "circuit_breakers", "disk", "memory"):
+        assert name in document["checks"], name
+
+
+@pytest.mark.django_db
+def test_an_open_breaker_warns_but_keeps_the_pod_ready(client, settings):
+    from apps.ops.breakers import clear_local_breakers, get_breaker
+
+    settings.OPS_API_TOKEN = TOKEN
+    breaker = get_breaker("provisioning-probe-test")
+    closed_port = free_port()
+
+    def call_upstream():
+        with contextlib.closing(http.client.HTTPConnection("127.0.0.1", closed_port, timeout=1)) as conn:
+            conn.request("GET", "/")
+
+    try:
+        for _ in range(breaker.fail_max):
+            with contextlib.suppress(Exception):
+                breaker.call(call_upstream)
+        assert breaker.status().state == "open"
+        response = client.get("/ready", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        assert response.status_code == 200
+        document = body(response)
+        assert document["status"] == "warn"
+        [entry] = document["checks"]["circuit_breakers"]
+        assert entry["status"] == "warn"
+        assert entry["critical"] is False
+        assert entry["observedValue"] == 1
+        assert "provisioning-probe-test open" in entry["output"]
+    finally:
+        clear_local_breakers()
+
+
+@pytest.mark.django_db
+def test_fifty_concurrent_ready_requests_cost_one_database_query_and_one_ping(client, redis_server):
+    assert client.get("/ready").status_code == 200  # warm up: migrations found applied, clients made
+    reset_cached_results()
+
+    health_queries = []
+
+    def count_queries(execute, sql, params, many, context):
+        health_queries.append(sql)
+        return execute(sql, params, many, context)
+
+    def install_counter(sender, connection, **kwargs):
+        connection.execute_wrappers.append(count_queries)
+
+    counter = RedisCommandCounter(redis_server.port)
+    pings_before = counter.pings()
+    connection_created.connect(install_counter)
+    try:
+        barrier = threading.Barrier(50)
+
+        def probe(_):
+            barrier.wait()
+            return client.get("/ready").status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(probe, range(50)))
+    finally:
+        connection_created.disconnect(install_counter)
+    assert statuses == [200] * 50
+    assert len(health_queries) == 1, health_queries
+    assert "SELECT 1" in health_queries[0]
+    assert counter.pings() - pings_before == 1
+
+
+# --- manage.py health ------------------------------------------------------------------------
+
+
+def run_manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "health", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.django_db
+def test_health_command_prints_the_report_and_exits_0_when_ready(server_env):
+    ready = run_manage(server_env, "--ready")
+    assert ready.returncode == 0, ready.stderr
+    document = json.loads(ready.stdout)
+    assert document["checks"]["database"][0]["status"] == "pass"
+    live = run_manage(server_env, "--live")
+    assert live.returncode == 0
+    assert json.loads(live.stdout) == {"status": "pass"}
+    full = run_manage(server_env)
+    assert full.returncode == 0
+    assert json.loads(full.stdout)["serviceId"] == "dotmac-platform"
+
+
+@pytest.mark.django_db
+def test_health_command_exits_1_when_a_critical_check_fails(server_env):
+    env = {**server_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = run_manage(env, "--ready")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["checks"]["cache"][0]["output"].startswith("redis: ConnectionError")
+
+
+# --- Real gunicorn servers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict
+    seconds: float
+    body: bytes
+
+
+def http_get(
+    port: int, path: str, *, host: str | None = None, token: str = "", timeout: float = 5.0
+) -> Answer:
+    """One GET on a fresh connection, timed."""
+    headers = {"Host": host or f"127.0.0.1:{port}"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    began = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        content = response.read()
+        return Answer(response.status, dict(response.getheaders()), time.monotonic() - began, content)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, *, workers: int = 1) -> Iterator[int]:
+    """A real gunicorn with the project's config on a free port; stopped (SIGTERM) at the end."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(PROJECT_DIR / ".venv/bin/gunicorn"), "-c", "deploy/gunicorn.conf.py"],
+        cwd=PROJECT_DIR,
+        env={
+            **env,
+            "PORT": str(port),
+            "WEB_CONCURRENCY": str(workers),
+            "LOG_LEVEL": "warning",
+            "OPS_API_TOKEN": TOKEN,  # so a failed assertion can show the detailed report
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        def live() -> bool:
+            assert process.poll() is None, process.stderr.read().decode()
+            try:
+                return http_get(port, "/live", timeout=1).status == 200
+            except OSError:
+                return False
+
+        wait_until(live, timeout=30, message="gunicorn to answer /live")
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for_status(port: int, path: str, expected: int, *, timeout: float, max_latency: float) -> float:
+    """Poll until ``path`` answers ``expected``, each answer within ``max_latency``; the seconds it took."""
+    began = time.monotonic()
+    last: list[Answer] = []
+
+    def reached() -> bool:
+        answer = http_get(port, path, token=TOKEN)
+        last[:] = [answer]
+        assert answer.seconds < max_latency, f"{path} took {answer.seconds:.2f} s: {answer.body!r}"
+        return answer.status == expected
+
+    try:
+        wait_until(reached, timeout=timeout, interval=0.1, message=f"{path} to answer {expected}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last answer {last[0].status}: {last[0].body!r}") from None
+    return time.monotonic() - began
+
+
+def assert_live_fast(port: int) -> None:
+    for _ in range(3):
+        answer = http_get(port, "/live")
+        assert answer.status == 200
+        assert answer.seconds < 0.5
+
+
+@pytest.fixture
+def own_redis_env(db, server_env) -> Iterator[tuple[RedisServer, dict]]:
+    server = RedisServer().start()
+    try:
+        yield server, {**server_env, "REDIS_URL": server.url}
+    finally:
+        server.destroy()
+
+
+TTL = 2.0  # HEALTH_CACHE_TTL's default, which these servers run with
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_ready_follows_redis_frozen_thawed_stopped_and_restarted(own_redis_env):
+    redis_server, env = own_redis_env
+    with gunicorn(env) as port:
+        wait_for_status(port, "/ready", 200, timeout=5, max_latency=1.5)
+
+        redis_server.freeze()  # SIGSTOP: accepts connections, never answers
+        try:
+            # A cached pass may be served for up to one TTL; then 503, and never a slow answer.
+            wait_for_status(port, "/ready", 503, timeout=TTL + 1.5, max_latency=1.5)
+            assert http_get(port, "/ready").seconds < 1.5
+            assert http_get(port, "/health").seconds < 1.5
+            assert_live_fast(port)
+        finally:
+            redis_server.thaw()
+        recovered = wait_for_status(port, "/ready", 200, timeout=TTL + 1.0, max_latency=1.5)
+        assert recovered <= TTL + 1.0
+
+        redis_server.stop()
+        wait_for_status(port, "/ready", 503, timeout=TTL + 1.5, max_latency=1.5)
+        assert_live_fast(port)
+        redis_server.restart()
+        wait_for_status(port, "/ready", 200, timeout=TTL + 1.0, max_latency=1.5)
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of our own (the session one is never stopped)."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def own_postgres_env(own_postgres, server_env) -> dict:
+    """server_env on our own PostgreSQL, migrated as a deployment would be."""
+    env = {**server_env, "DATABASE_URL": own_postgres.url("postgres")}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=PROJECT_DIR,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return env
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_ready_is_503_when_postgresql_is_stopped_and_live_stays_200(own_postgres, own_postgres_env):
+    with gunicorn(own_postgres_env) as port:
+        wait_for_status(port, "/ready", 200, timeout=5, max_latency=1.5)
+        own_postgres.stop()
+        try:
+            wait_for_status(port, "/ready", 503, timeout=TTL + 1.5, max_latency=1.5)
+            assert_live_fast(port)
+        finally:
+            own_postgres.restart()
+        wait_for_status(port, "/ready", 200, timeout=15, max_latency=1.5)
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_concurrent_ready_requests_cost_one_round_trip_per_dependency_per_process(
+    own_postgres, own_postgres_env
+):
+    import psycopg
+
+    redis_server = RedisServer().start()
+    # A TTL longer than the burst can take, so "within one TTL" holds on a slow machine too.
+    env = {**own_postgres_env, "REDIS_URL": redis_server.url, "HEALTH_CACHE_TTL": "30"}
+    statement_log = own_postgres.root / "log"
+    marker = "statement: SET LOCAL statement_timeout"
+    admin_url = own_postgres.url("postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+        conn.execute("SELECT pg_reload_conf()")
+    workers = 2
+    try:
+        with gunicorn(env, workers=workers) as port:  # waiting for /live ran no check
+            counter = RedisCommandCounter(redis_server.port)
+            logged_before = statement_log.read_text().count(marker)
+            pings_before = counter.pings()
+            barrier = threading.Barrier(50)
+
+            def probe(_):
+                barrier.wait()
+                return http_get(port, "/ready", timeout=10).status
+
+            with ThreadPoolExecutor(max_workers=50) as pool:
+                statuses = list(pool.map(probe, range(50)))
+            assert statuses == [200] * 50
+            health_statements = statement_log.read_text().count(marker) - logged_before
+            pings = counter.pings() - pings_before
+            assert 1 <= health_statements <= workers
+            assert 1 <= pings <= workers
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET log_statement")
+            conn.execute("SELECT pg_reload_conf()")
+        redis_server.destroy()
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_probes_answer_the_pod_ip_host_under_production_settings(db, server_env):
+    env = {
+        **server_env,
+        "DJANGO_ENV": "production",
+        "DJANGO_SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "dotmac.example.com",
+        "DRAIN_DELAY_SECONDS": "0",
+    }
+    with gunicorn(env) as port:
+        for path in PROBES:
+            answer = http_get(port, path, host="10.1.2.3:8000", token=TOKEN)
+            assert answer.status == 200, (path, answer.status, answer.body)
+            assert answer.headers["Content-Type"] == "application/health+json"
+            assert answer.headers["Cache-Control"] == "no-store"
+        # Everything else still gets host validation and the SSL redirect.
+        assert http_get(port, "/", host="10.1.2.3:8000").status == 400
+        assert http_get(port, "/", host="dotmac.example.com").status == 301
