@@ -107,6 +107,10 @@ class _PoolHolder:
         self._pid = 0
         self._pool: urllib3.PoolManager | None = None
 
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = None
+
     def get(self) -> urllib3.PoolManager:
         if self._pool is None or self._pid != os.getpid():
             with self._lock:
@@ -117,6 +121,7 @@ class _PoolHolder:
 
 
 _pools = _PoolHolder()
+os.register_at_fork(after_in_child=_pools.after_fork_in_child)
 
 
 def _check_url(url: str, breaker: str) -> None:

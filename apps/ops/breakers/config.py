@@ -10,6 +10,7 @@ because its configuration store is down).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -145,8 +146,13 @@ class _OverrideCache:
     def invalidate(self) -> None:
         self._loaded_at = None
 
+    def after_fork_in_child(self) -> None:
+        # The lock may have been held by another thread of the parent at fork time.
+        self._lock = threading.Lock()
+
 
 _overrides = _OverrideCache()
+os.register_at_fork(after_in_child=_overrides.after_fork_in_child)
 
 
 def resolve(name: str) -> BreakerConfig:

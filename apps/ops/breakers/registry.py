@@ -2,7 +2,7 @@
 
 A breaker is *known* when it is configured (``settings.CIRCUIT_BREAKERS`` or an admin override), has
 been used in this process, or has been used by any process sharing the Redis (its name is in a
-Redis set). Status reads are batched: one pipelined round trip to Redis for all breakers.
+Redis set). Status reads are batched: one round trip to Redis (a small Lua script) for all breakers.
 """
 
 from __future__ import annotations
@@ -17,9 +17,33 @@ from . import config
 from .breaker import SharedCircuitBreaker
 from .listeners import default_listeners
 from .status import STATE_CLOSED, BreakerStatus
-from .storage import NAMES_KEY, RedisLink, ResilientStorage, SharedStateUnavailable, parse_raw, state_keys
+from .storage import (
+    NAMES_KEY,
+    STATE_FIELDS,
+    STATE_KEY_PREFIX,
+    STATE_KEY_SUFFIX,
+    RedisLink,
+    ResilientStorage,
+    SharedStateUnavailable,
+    parse_raw,
+)
 
 logger = logging.getLogger("apps.ops.breakers")
+
+
+# Reads the set of breaker names and, for each, the keys of ``storage.state_keys`` (same order).
+_STATUS_SCRIPT = """
+local reply = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local keys = {}
+  for index = 3, #ARGV do
+    keys[#keys + 1] = ARGV[1] .. name .. ARGV[2] .. ARGV[index]
+  end
+  reply[#reply + 1] = name
+  reply[#reply + 1] = redis.call('MGET', unpack(keys))
+end
+return reply
+"""
 
 
 class BreakerRegistry:
@@ -27,6 +51,7 @@ class BreakerRegistry:
         self._lock = threading.Lock()
         self._breakers: dict[str, SharedCircuitBreaker] = {}
         self._link: RedisLink | None = None
+        self._status_script = None
 
     # --- Redis -------------------------------------------------------------------------------------
     def link(self) -> RedisLink | None:
@@ -42,6 +67,7 @@ class BreakerRegistry:
                 if link is None or link.url != url or link.socket_timeout != timeout:
                     link = self._link = RedisLink(url, socket_timeout=timeout)
                     self._breakers.clear()  # their storage points at the previous Redis
+                    self._status_script = None
         return link
 
     # --- breakers ----------------------------------------------------------------------------------
@@ -65,9 +91,6 @@ class BreakerRegistry:
             breaker.config_generation = generation
         return breaker
 
-    def local_names(self) -> set[str]:
-        return set(self._breakers)
-
     def is_known(self, name: str) -> bool:
         """Whether ``name`` is a breaker anyone has configured or used (never creates one)."""
         if not config.is_valid_name(name):
@@ -81,9 +104,6 @@ class BreakerRegistry:
             return bool(link.run(lambda client: client.sismember(NAMES_KEY, name)))
         except SharedStateUnavailable:
             return False
-
-    def known_names(self) -> set[str]:
-        return {status.name for status in self.statuses()}
 
     # --- statuses ----------------------------------------------------------------------------------
     def statuses(self) -> list[BreakerStatus]:
@@ -113,25 +133,22 @@ class BreakerRegistry:
             statuses.append(self._status(name, state, failures, successes, opened_at, shared=True))
         return statuses
 
-    @staticmethod
-    def _read_shared(client, names: set[str]) -> dict[str, list]:
-        """Names registered in Redis plus ``names`` → their raw values (one round trip, usually)."""
-        ordered = sorted(names)
-        pipe = client.pipeline(transaction=False)
-        pipe.smembers(NAMES_KEY)
-        if ordered:
-            pipe.mget([key for name in ordered for key in state_keys(name)])
-        replies = pipe.execute()
-        values = replies[1] if ordered else []
-        raw = {name: values[index * 4 : index * 4 + 4] for index, name in enumerate(ordered)}
-        others = sorted(
-            name
-            for name in (member.decode() for member in replies[0])
-            if name not in raw and config.is_valid_name(name)
+    def _read_shared(self, client, names: set[str]) -> dict[str, list]:
+        """Every breaker registered in Redis (plus ``names``) → its raw values, in one round trip.
+
+        A server-side script reads the names set and each breaker's keys, so even a process that
+        never used a breaker (the one answering a metrics scrape, say) pays a single round trip.
+        """
+        if self._status_script is None:
+            self._status_script = client.register_script(_STATUS_SCRIPT)
+        reply = self._status_script(
+            keys=[NAMES_KEY], args=[STATE_KEY_PREFIX, STATE_KEY_SUFFIX, *STATE_FIELDS]
         )
-        if others:  # used by another process only: a second read, for those
-            values = client.mget([key for name in others for key in state_keys(name)])
-            raw.update({name: values[index * 4 : index * 4 + 4] for index, name in enumerate(others)})
+        raw = {name: [None] * len(STATE_FIELDS) for name in names}  # configured, never used: no keys yet
+        for name, values in zip(reply[::2], reply[1::2], strict=True):
+            name = name.decode()
+            if config.is_valid_name(name):
+                raw[name] = values
         return raw
 
     def _local_statuses(self, names: set[str]) -> list[BreakerStatus]:
@@ -166,12 +183,14 @@ class BreakerRegistry:
         with self._lock:
             self._breakers.clear()
             self._link = None
+            self._status_script = None
 
     def _after_fork_in_child(self) -> None:
         # A child must not inherit a lock held by another thread of its parent, nor its sockets.
         self._lock = threading.Lock()
         self._breakers = {}
         self._link = None
+        self._status_script = None
 
 
 registry = BreakerRegistry()

@@ -34,10 +34,6 @@ class BreakerStatus:
     opened_at: datetime | None
     shared: bool
 
-    @property
-    def state_code(self) -> int:
-        return STATE_CODES.get(self.state, STATE_CODES[STATE_OPEN])
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

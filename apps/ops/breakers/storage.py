@@ -46,13 +46,15 @@ def namespace(name: str) -> str:
     return f"{KEY_PREFIX}:{name}"
 
 
-def state_keys(name: str) -> list[str]:
-    """Redis keys of one breaker, in the order ``state, fail_counter, success_counter, opened_at``.
+# pybreaker's CircuitRedisStorage names a breaker's keys ``<namespace>:pybreaker:<field>``.
+STATE_KEY_PREFIX = f"{KEY_PREFIX}:"
+STATE_KEY_SUFFIX = f":{CircuitRedisStorage.BASE_NAMESPACE}:"
+STATE_FIELDS = ("state", "fail_counter", "success_counter", "opened_at")
 
-    pybreaker's ``CircuitRedisStorage`` names them ``<namespace>:pybreaker:<field>``.
-    """
-    base = f"{namespace(name)}:{CircuitRedisStorage.BASE_NAMESPACE}"
-    return [f"{base}:state", f"{base}:fail_counter", f"{base}:success_counter", f"{base}:opened_at"]
+
+def state_keys(name: str) -> list[str]:
+    """Redis keys of one breaker, in the order of ``STATE_FIELDS``."""
+    return [f"{STATE_KEY_PREFIX}{name}{STATE_KEY_SUFFIX}{field}" for field in STATE_FIELDS]
 
 
 class SharedStateUnavailable(Exception):
