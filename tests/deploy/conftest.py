@@ -1,0 +1,98 @@
+"""Fixtures of the deployment tests: the offline validators, and the manifests rendered once per session.
+
+The validators live in ``.venv-tools`` (``make venv-tools``; checkov's pins conflict with the dev
+tools), kubectl on the PATH or in that virtualenv, promtool from Debian's ``prometheus`` package.
+A missing tool fails the test with the command that installs it: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+KUBERNETES_DIR = DEPLOY / "kubernetes"
+TOOLS_BIN = REPO / ".venv-tools" / "bin"
+
+
+def tool(name: str) -> str:
+    """Path of a validator from the tools virtualenv (or, for kubectl and promtool, the system)."""
+    if name in {"kubectl", "promtool"} and shutil.which(name):
+        return shutil.which(name)
+    candidate = TOOLS_BIN / name
+    if candidate.exists():
+        return str(candidate)
+    hint = "apt-get install prometheus" if name == "promtool" else "make venv-tools"
+    pytest.fail(f"{name} is not installed: run `{hint}` (make test does it)")
+
+
+def run(args: list[str], *, timeout: float = 120, cwd: Path = REPO, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def load_all(text: str) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def render(directory: Path) -> str:
+    result = run([tool("kubectl"), "kustomize", str(directory)])
+    assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
+    return result.stdout
+
+
+def find(objects: list[dict], kind: str, name: str) -> dict:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected exactly one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_templates(objects: list[dict]) -> list[tuple[dict, dict]]:
+    """(workload, pod template) for every object that creates pods."""
+    return [(o, o["spec"]["template"]) for o in objects if o["kind"] in {"Deployment", "StatefulSet", "Job"}]
+
+
+@pytest.fixture(scope="session")
+def rendered_text() -> str:
+    """``kubectl kustomize deploy/kubernetes``, exactly as an operator runs it."""
+    return render(KUBERNETES_DIR)
+
+
+@pytest.fixture(scope="session")
+def rendered(rendered_text: str) -> list[dict]:
+    return load_all(rendered_text)
+
+
+@pytest.fixture(scope="session")
+def placeholder_secrets() -> list[dict]:
+    """deploy/kubernetes/secrets.yaml: the placeholder form of the Secrets (not in the kustomization)."""
+    return load_all((KUBERNETES_DIR / "secrets.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def generated_secrets(tmp_path_factory) -> list[dict]:
+    """deploy/kubernetes/secrets rendered as an operator would, from env files made from the examples."""
+    work = tmp_path_factory.mktemp("secrets") / "secrets"
+    shutil.copytree(KUBERNETES_DIR / "secrets", work, ignore=shutil.ignore_patterns("*.env"))
+    examples = sorted(work.glob("*.env.example"))
+    assert examples, "deploy/kubernetes/secrets has no *.env.example templates"
+    for example in examples:
+        lines = []
+        for line in example.read_text().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                assert value == "", f"{example.name}: the template must not carry a value for {key}"
+                line = f"{key}=generated-{key.lower()}"
+            lines.append(line)
+        example.with_suffix("").write_text("\n".join(lines) + "\n")
+    return load_all(render(work))
+
+
+@pytest.fixture(scope="session")
+def cluster_objects(rendered: list[dict], placeholder_secrets: list[dict]) -> list[dict]:
+    """Everything that exists in the namespace once deployed: the manifests plus the Secrets."""
+    return rendered + placeholder_secrets
