@@ -14,6 +14,7 @@ from apps.ops import health
 from apps.ops.health import CheckFailed, CheckWarning, HealthCheck, Observation, Status
 from apps.ops.health.checks import (
     CacheCheck,
+    CircuitBreakersCheck,
     DatabaseCheck,
     DiskCheck,
     MemoryCheck,
@@ -420,6 +421,54 @@ def test_shutdown_check_fails_while_draining_and_runs_uncached():
         assert "draining" in report.results[0].output
     finally:
         shutdown.reset()
+
+
+# --- Circuit breakers ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def breakers():
+    from apps.ops.breakers import clear_local_breakers
+
+    clear_local_breakers()
+    yield
+    clear_local_breakers()
+
+
+def _fail_calls_until_open(name: str) -> None:
+    import contextlib
+    import socket
+
+    from apps.ops.breakers import get_breaker
+    from tests.servers import free_port
+
+    breaker = get_breaker(name)
+    closed_port = free_port()
+    for _ in range(breaker.fail_max):
+        with contextlib.suppress(OSError):
+            breaker.call(socket.create_connection, ("127.0.0.1", closed_port), 1)
+
+
+@pytest.mark.django_db
+def test_circuit_breakers_check_passes_while_every_breaker_is_closed(breakers):
+    from apps.ops.breakers import get_breaker
+
+    get_breaker("sms-gateway")
+    [check] = CircuitBreakersCheck.build()
+    assert check.critical is False
+    assert check.run() == Observation(0, "breakers not closed")
+
+
+@pytest.mark.django_db
+def test_circuit_breakers_check_warns_about_an_open_breaker(breakers):
+    from apps.ops.breakers import breaker_status
+
+    _fail_calls_until_open("billing-api")
+    assert breaker_status("billing-api").state == "open"
+    [check] = CircuitBreakersCheck.build()
+    with pytest.raises(CheckWarning, match="billing-api open") as raised:
+        check.run()
+    assert raised.value.observation == Observation(1, "breakers not closed")
 
 
 # --- Disk and memory -------------------------------------------------------------------------
