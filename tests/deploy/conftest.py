@@ -96,3 +96,52 @@ def generated_secrets(tmp_path_factory) -> list[dict]:
 def cluster_objects(rendered: list[dict], placeholder_secrets: list[dict]) -> list[dict]:
     """Everything that exists in the namespace once deployed: the manifests plus the Secrets."""
     return rendered + placeholder_secrets
+
+
+# Series that come from Prometheus itself, the kubelet (cAdvisor) and kube-state-metrics.
+EXTERNAL_SERIES = {
+    "up": "Prometheus sets it for every scrape target",
+    "container_cpu_usage_seconds_total": "the kubelet's cAdvisor",
+    "container_memory_working_set_bytes": "the kubelet's cAdvisor",
+    "kube_pod_container_resource_limits": "kube-state-metrics",
+    "kube_pod_status_ready": "kube-state-metrics",
+}
+# Labels Prometheus attaches to every series scraped through the ServiceMonitor.
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
+
+
+@pytest.fixture
+def served_metrics(db, client) -> dict[str, set[str]]:
+    """Series names (and label names) the app's ``/metrics`` exposes after some real activity."""
+    from apps.ops.breakers import get_breaker
+
+    from .code_facts import declared_label_names, served_series
+
+    get_breaker("provisioning")
+    client.get("/accounts/login/")
+    client.get("/ready")
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.content[:200]
+    series = served_series(response.content.decode())
+    for name, labels in declared_label_names().items():
+        series.setdefault(name, set()).update(labels)
+    return series
+
+
+def unknown_series_and_labels(expressions: list[str], served: dict[str, set[str]]) -> list[str]:
+    """Selectors of PromQL expressions that name a series, or a label of it, nobody exposes."""
+    from .code_facts import selectors
+
+    found = []
+    for expr in expressions:
+        for name, matchers in selectors(expr):
+            if name in EXTERNAL_SERIES:
+                continue
+            if name not in served:
+                found.append(f"{name}: not exposed by /metrics")
+                continue
+            known = served[name] | TARGET_LABELS
+            found += [
+                f"{name}: no label {label!r}" for label in matchers if served[name] and label not in known
+            ]
+    return found
