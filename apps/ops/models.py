@@ -1,8 +1,8 @@
 """Ops data: circuit breaker configuration overrides, the reset audit, and the reset permission.
 
-The breakers themselves are not rows: their state lives in Redis (or process memory). The
-unmanaged :class:`CircuitBreaker` model has no table; it gives the admin its "Circuit breakers"
-page and carries the permission to reset breakers (``ops.reset_circuitbreaker``).
+The breakers themselves are not rows: their state lives in Redis (or process memory). The proxy
+:class:`CircuitBreaker` has no table of its own; it gives the admin its "Circuit breakers" page and
+carries the permission to reset breakers (``ops.reset_circuitbreaker``).
 """
 
 from __future__ import annotations
@@ -24,22 +24,6 @@ def validate_breaker_name(value: str) -> None:
         validate_name(value)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
-
-
-class CircuitBreaker(models.Model):
-    """No table: the admin entry for the live breakers, and the holder of the reset permission."""
-
-    name = models.CharField(max_length=63, primary_key=True)
-
-    class Meta:
-        managed = False
-        default_permissions = ()
-        permissions = [("reset_circuitbreaker", "Can reset circuit breakers")]
-        verbose_name = "circuit breaker"
-        verbose_name_plural = "circuit breakers"
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class BreakerConfigOverride(models.Model):
@@ -98,6 +82,21 @@ class BreakerConfigOverride(models.Model):
         from apps.ops.breakers import config
 
         config.invalidate()
+
+
+class CircuitBreaker(BreakerConfigOverride):
+    """No table of its own: the admin entry for the live breakers, holder of the reset permission.
+
+    A proxy (not an unmanaged model) so that nothing ever queries a table that does not exist
+    (``dumpdata`` skips proxies).
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        permissions = [("reset_circuitbreaker", "Can reset circuit breakers")]
+        verbose_name = "circuit breaker"
+        verbose_name_plural = "circuit breakers"
 
 
 class BreakerResetAudit(models.Model):

@@ -14,13 +14,6 @@ def breaker_list() -> list[BreakerStatus]:
     return breakers.all_statuses()
 
 
-def breaker_get(*, name: str) -> BreakerStatus | None:
-    """One known breaker's live status, or None (an unknown name never creates a breaker)."""
-    if not breakers.is_known(name):
-        return None
-    return breakers.breaker_status(name)
-
-
 def breaker_reset_audit(*, name: str | None = None, limit: int = 50) -> QuerySet[BreakerResetAudit]:
     """The most recent resets, newest first (of one breaker when ``name`` is given)."""
     audits = BreakerResetAudit.objects.select_related("user")

@@ -175,3 +175,15 @@ def test_an_invalid_override_is_refused_by_the_form(open_breaker, ops_staff):
     assert "invalid circuit breaker name" in html
     assert "Ensure this value is greater than or equal to 1." in html
     assert not BreakerConfigOverride.objects.exists()
+
+
+def test_the_table_less_admin_model_does_not_break_dumpdata(open_breaker, ops_staff):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    BreakerConfigOverride.objects.create(name="admin-closed", fail_max=4)
+    out = StringIO()
+    call_command("dumpdata", "ops", stdout=out)
+    assert '"model": "ops.breakerconfigoverride"' in out.getvalue()
+    assert "ops.circuitbreaker" not in out.getvalue()
