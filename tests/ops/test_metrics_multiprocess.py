@@ -172,3 +172,12 @@ def test_module_imports_without_django_or_prometheus_client():
     )
     project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30, cwd=project)
+
+
+def test_a_scrape_while_a_worker_creates_its_file_does_not_fail(tmp_path):
+    """prometheus_client creates a worker's file empty, then sizes it; a scrape may see it empty."""
+    directory = str(tmp_path)
+    prepare_directory(directory)
+    run_dead_workers(directory, 2)
+    (tmp_path / "counter_999999.db").write_bytes(b"")
+    assert samples(directory)[("jobs_total", (("kind", "a"),))] == 3

@@ -133,8 +133,8 @@ def worker_exited(path: str, pid: int) -> None:
 
     if not path or not os.path.isdir(path):
         return
-    mark_process_dead(pid, path)
     with _locked(path, fcntl.LOCK_EX):
+        mark_process_dead(pid, path)
         for prefix, filename in _dead_files(path, pid):
             kind, _, mode = prefix.partition("_")
             if kind in _SUMMED_TYPES or (
@@ -150,6 +150,18 @@ def file_count(path: str) -> int:
     return len(glob.glob(os.path.join(path, "*.db")))
 
 
+def _has_samples_header(filename: str) -> bool:
+    """False for a file a starting worker has created but not sized yet (it holds no samples).
+
+    prometheus_client creates a worker's file empty and then extends it; a scrape that reads it in
+    between would fail on the empty file.
+    """
+    try:
+        return os.path.getsize(filename) >= 8
+    except FileNotFoundError:  # a live gauge file of a worker that just died
+        return False
+
+
 class ArchivingMultiProcessCollector:
     """prometheus_client's multiprocess merge, reading the directory while no fold is running."""
 
@@ -160,7 +172,7 @@ class ArchivingMultiProcessCollector:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         with _locked(self.path, fcntl.LOCK_SH):
-            files = glob.glob(os.path.join(self.path, "*.db"))
+            files = [name for name in glob.glob(os.path.join(self.path, "*.db")) if _has_samples_header(name)]
             # Merge while holding the lock: merge() reads every file.
             return list(MultiProcessCollector.merge(files, accumulate=True))
 

@@ -1,0 +1,321 @@
+"""Metrics under real gunicorn: 4 workers, recycled every few requests, scraped over HTTP.
+
+gunicorn runs with ``deploy/gunicorn.conf.py`` and its hooks (directory wiped in ``on_starting``,
+dead workers folded in ``child_exit``). The application is preloaded in these tests only so that a
+recycled worker starts in milliseconds and hundreds of recycles fit in seconds; the hooks and the
+metrics code paths are the ones production runs.
+"""
+
+from __future__ import annotations
+
+import glob
+import http.client
+import os
+import random
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import free_port, wait_until
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+TOKEN = "scrape-token-for-tests"
+BASE_DOMAIN = "dotmac.test"
+TENANTS = ("alpha", "beta", "gamma")
+
+
+@dataclass
+class Gunicorn:
+    port: int
+    metrics_dir: Path
+    log_dir: Path
+    process: subprocess.Popen
+    _logs: list = field(default_factory=list)
+
+    def request(
+        self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One request on a fresh connection: every response received was fully processed."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def scrape(self) -> str:
+        status, body = self.request("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert status == 200, body[:500]
+        return body.decode()
+
+    def metric_files(self) -> int:
+        return len(glob.glob(str(self.metrics_dir / "*.db")))
+
+    def workers_booted(self) -> int:
+        return (self.log_dir / "gunicorn.err").read_text().count("Booting worker with pid")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # quick stop; the drain is tested elsewhere
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        for log in self._logs:
+            log.close()
+
+
+@pytest.fixture
+def start_gunicorn(server_env, tmp_path):
+    started: list[Gunicorn] = []
+
+    def start(**extra_env: str) -> Gunicorn:
+        port = free_port()
+        metrics_dir = tmp_path / f"prometheus-{port}"
+        env = dict(server_env)
+        env.update(
+            PORT=str(port),
+            WEB_CONCURRENCY="4",
+            GUNICORN_THREADS="2",
+            GUNICORN_MAX_REQUESTS="0",
+            GUNICORN_MAX_REQUESTS_JITTER="0",
+            GUNICORN_RUNTIME_DIR=str(tmp_path / f"run-{port}"),
+            GUNICORN_CMD_ARGS="--preload",
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            METRICS_BEARER_TOKEN=TOKEN,
+            DJANGO_DEBUG="false",
+            ALLOWED_HOSTS=f"127.0.0.1,localhost,.{BASE_DOMAIN}",
+            LOG_LEVEL="warning",
+        )
+        env.update(extra_env)
+        metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+        logs = [open(tmp_path / "gunicorn.out", "ab"), open(tmp_path / "gunicorn.err", "ab")]
+        process = subprocess.Popen(
+            [GUNICORN, "-c", "deploy/gunicorn.conf.py", "--log-level", "info"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=logs[0],
+            stderr=logs[1],
+        )
+        server = Gunicorn(port, metrics_dir, tmp_path, process, logs)
+        started.append(server)
+
+        def serving() -> bool:
+            assert process.poll() is None, (tmp_path / "gunicorn.err").read_text()[-3000:]
+            try:
+                # HEAD, so that the GET counts the tests assert on start at zero.
+                return server.request("/metrics", method="HEAD")[0] == 401
+            except OSError:
+                return False
+
+        wait_until(serving, timeout=60, message="gunicorn to serve")
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def http_requests(exposition: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """``http_requests_total`` samples by their sorted label pairs."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    }
+
+
+def series_by_metric(exposition: str) -> dict[str, set[tuple[tuple[str, str], ...]]]:
+    """Distinct label sets of each metric family (histogram buckets count once, not per ``le``)."""
+    series: dict[str, set] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
+            series.setdefault(family.name, set()).add(labels)
+    return series
+
+
+def send_all(server: Gunicorn, requests: Iterable[dict], *, threads: int = 8) -> Counter:
+    """Send every request (kwargs of ``Gunicorn.request``) from a thread pool; count statuses."""
+
+    def one(kwargs: dict) -> int:
+        return server.request(**kwargs)[0]
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return Counter(pool.map(one, list(requests)))
+
+
+def tenant_requests(counts: dict[str, int]) -> list[dict]:
+    requests = [
+        {"path": "/", "headers": {"X-Tenant-ID": slug}} for slug, n in counts.items() for _ in range(n)
+    ]
+    random.Random(5).shuffle(requests)
+    return requests
+
+
+@pytest.fixture
+def three_tenants(tenant_factory):
+    return [tenant_factory(slug) for slug in TENANTS]
+
+
+def test_counts_are_exact_across_recycled_workers(start_gunicorn, three_tenants):
+    server = start_gunicorn(GUNICORN_MAX_REQUESTS="5", TENANT_HEADER_ENABLED="true")
+    counts = {"alpha": 300, "beta": 200, "gamma": 100}
+
+    statuses = send_all(server, tenant_requests(counts))
+
+    assert statuses == {200: sum(counts.values())}
+    assert server.workers_booted() >= 4 + 60  # recycled every 5 or so requests (2 threads overshoot)
+    scraped = http_requests(server.scrape())
+    by_tenant = Counter()
+    for labels, value in scraped.items():
+        label = dict(labels)
+        if label["route"] == "home":
+            assert (label["method"], label["status"]) == ("GET", "200")
+            by_tenant[label["tenant"]] += value
+    assert by_tenant == counts
+    assert sum(by_tenant.values()) == 600
+
+
+def test_metrics_files_stay_bounded_after_hundreds_of_recycles(start_gunicorn):
+    server = start_gunicorn(GUNICORN_MAX_REQUESTS="2", GUNICORN_THREADS="1")
+    # The cheapest request there is (a refused scrape: no database, no template), so that the
+    # time goes into recycling workers.
+    refused_scrape = {"path": "/metrics"}
+    # Per live worker: a counter, a histogram and a live gauge file; one archive per file type.
+    bound = 4 * 4 + 6
+    sent = 0
+    most_files = 0
+    deadline = time.monotonic() + 240
+    while server.workers_booted() < 4 + 500:
+        assert time.monotonic() < deadline, f"only {server.workers_booted()} workers booted"
+        assert send_all(server, [refused_scrape] * 200, threads=4) == {401: 200}
+        sent += 200
+        most_files = max(most_files, server.metric_files())
+
+    wait_until(lambda: server.metric_files() <= bound, timeout=30, message="dead workers folded")
+    assert most_files <= bound + 4 * 3  # at worst a few dying workers not folded yet
+    samples = http_requests(server.scrape())
+    refused = {"method": "GET", "route": "ops:metrics", "status": "401", "tenant": "none"}
+    assert samples[tuple(sorted(refused.items()))] == sent
+
+
+def _random_token(rng: random.Random, alphabet: str, low: int, high: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(low, high)))
+
+
+def attack_requests(count: int, seed: int = 7) -> list[dict]:
+    """Requests a scanner or a hostile client could send: every label source randomised."""
+    rng = random.Random(seed)
+    slug_chars = string.ascii_lowercase + string.digits + "-"
+    odd_methods = ["BREW", "PROPFIND", "MKCOL", "PURGE", "SEARCH", "LOCK", "FOOBAR", "M-SEARCH"]
+    requests = []
+    for i in range(count):
+        kind = i % 4
+        headers = {"X-Tenant-ID": _random_token(rng, slug_chars + "_.%$", 1, 40)}
+        if kind == 1:
+            headers["Host"] = f"{_random_token(rng, slug_chars, 1, 30)}.{BASE_DOMAIN}"
+        path = rng.choice(
+            [
+                f"/{_random_token(rng, slug_chars, 1, 20)}/{rng.randint(0, 10**9)}",
+                f"/subscribers/{rng.randint(1, 10**9)}/",
+                f"/subscribers/{rng.randint(1, 10**9)}/edit/",
+                "/wp-login.php?" + _random_token(rng, slug_chars, 1, 30),
+                "/",
+            ]
+        )
+        method = rng.choice(["GET", "GET", "POST", "HEAD", rng.choice(odd_methods)]) if kind != 2 else "GET"
+        requests.append({"path": path, "method": method, "headers": headers})
+    return requests
+
+
+def test_cardinality_attack_adds_at_most_a_handful_of_series(start_gunicorn, three_tenants):
+    server = start_gunicorn(TENANT_HEADER_ENABLED="true", TENANT_BASE_DOMAIN=BASE_DOMAIN)
+    # Legitimate traffic, then a first small wave of the attack: the baseline has the label
+    # values such traffic can produce at all (methods x routes x statuses, tenant "none").
+    send_all(server, tenant_requests(dict.fromkeys(TENANTS, 5)))
+    send_all(server, [{"path": "/", "headers": {"Host": f"alpha.{BASE_DOMAIN}"}}] * 5)
+    send_all(server, attack_requests(300, seed=1))
+    before = series_by_metric(server.scrape())
+
+    statuses = send_all(server, attack_requests(5000, seed=7))
+
+    assert sum(statuses.values()) == 5000 and 500 not in statuses, statuses
+    after = series_by_metric(server.scrape())
+    growth = {name: after[name] - before.get(name, set()) for name in after}
+    too_many = {name: sorted(new) for name, new in growth.items() if len(new) > 5}
+    assert not too_many, too_many
+    # Absolute bounds: every label value comes from a closed set.
+    for labels in after["http_requests"]:
+        label = dict(labels)
+        assert label["tenant"] in {*TENANTS, "none", "other"}, label
+        assert label["method"] in {"GET", "POST", "HEAD", "other"}, label
+        assert label["route"] in {
+            "home",
+            "subscribers:detail",
+            "subscribers:edit",
+            "unmatched",
+            "ops:metrics",
+        }
+    assert len(after["http_requests"]) <= 80
+    admitted = (server.metrics_dir / "admitted-tenants.txt").read_text().split()
+    assert set(admitted) <= set(TENANTS)
+
+
+def test_exposition_of_all_workers_passes_promtool(start_gunicorn, three_tenants):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: `make system-deps` installs the Debian package prometheus"
+    server = start_gunicorn(GUNICORN_MAX_REQUESTS="3", TENANT_HEADER_ENABLED="true")
+    send_all(server, tenant_requests(dict.fromkeys(TENANTS, 10)))
+    server.request("/no-such-page")
+    server.request("/subscribers/")
+    body = server.scrape()
+    for name in (
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "database_connections_active",
+    ):
+        assert name in body
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=body.encode(), capture_output=True, timeout=30
+    )
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_scrape_needs_the_token_under_gunicorn(start_gunicorn):
+    server = start_gunicorn()
+    assert server.request("/metrics")[0] == 401
+    assert server.request("/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert server.request("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
+    # Scraped at the pod IP, which is not an allowed host.
+    status, _ = server.request(
+        "/metrics", headers={"Authorization": f"Bearer {TOKEN}", "Host": "10.0.0.7:8000"}
+    )
+    assert status == 200
+
+
+def test_metrics_dir_is_wiped_at_start(start_gunicorn, tmp_path):
+    stale = tmp_path / "stale"
+    os.makedirs(stale)
+    (stale / "counter_999999.db").write_bytes(b"\0" * 16)
+    server = start_gunicorn(PROMETHEUS_MULTIPROC_DIR=str(stale))
+    assert not (stale / "counter_999999.db").exists()
+    assert server.request("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
