@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 
@@ -35,6 +35,11 @@ class Observation:
 
     value: Any
     unit: str = ""
+
+
+def component_key(name: str, component_id: str | None) -> str:
+    """``name`` or ``name:component`` (``database:default``): metric label and cache key."""
+    return f"{name}:{component_id}" if component_id else name
 
 
 class HealthCheckError(Exception):
@@ -96,7 +101,27 @@ class HealthCheck:
     @property
     def key(self) -> str:
         """Unique per process: the metric label and the cache key (``database:default``)."""
-        return f"{self.name}:{self.component_id}" if self.component_id else self.name
+        return component_key(self.name, self.component_id)
+
+    def timeout_within(self, deadline: float) -> float:
+        """Seconds this check may take: its own timeout, never beyond the overall deadline."""
+        return min(self.timeout, deadline) if self.timeout else deadline
+
+    def result(
+        self, status: Status, duration: float, output: str = "", observation: Observation | None = None
+    ) -> CheckResult:
+        """A result of this check; without an observation, the observed value is the response time."""
+        return CheckResult(
+            name=self.name,
+            component_id=self.component_id,
+            component_type=self.component_type,
+            status=status,
+            critical=self.critical,
+            duration=duration,
+            time=datetime.now(UTC),
+            output=output,
+            observation=observation or Observation(round(duration * 1000, 3), "ms"),
+        )
 
     def run(self) -> Observation | None:
         """Check the component. Return to pass; raise ``CheckWarning``/``CheckFailed`` otherwise."""
@@ -122,7 +147,7 @@ class CheckResult:
 
     @property
     def key(self) -> str:
-        return f"{self.name}:{self.component_id}" if self.component_id else self.name
+        return component_key(self.name, self.component_id)
 
     @property
     def fails_report(self) -> bool:

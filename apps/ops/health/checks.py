@@ -25,12 +25,6 @@ def describe_error(exc: BaseException) -> str:
     return text[:200]
 
 
-def effective_timeout(check: HealthCheck) -> float:
-    """The check's own timeout, never beyond the overall deadline."""
-    deadline = float(settings.HEALTH_CHECK_DEADLINE)
-    return min(check.timeout, deadline) if check.timeout else deadline
-
-
 class ShutdownCheck(HealthCheck):
     """Fails while the process drains, so the endpoints controller stops sending it traffic."""
 
@@ -70,7 +64,9 @@ class DatabaseCheck(HealthCheck):
                 if connection.vendor == "postgresql":
                     # One round trip: a multi-statement simple query is one implicit transaction,
                     # so SET LOCAL bounds the query without changing the pooled session.
-                    timeout_ms = max(1, int(effective_timeout(self) * 1000))
+                    timeout_ms = max(
+                        1, int(self.timeout_within(float(settings.HEALTH_CHECK_DEADLINE)) * 1000)
+                    )
                     cursor.execute(f"SET LOCAL statement_timeout = {timeout_ms}; {self.query}")
                     cursor.nextset()
                 else:

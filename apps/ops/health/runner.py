@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -99,7 +98,7 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
         waiting.append((index, check, slot, run))
 
     for index, check, slot, run in waiting:
-        timeout = min(check.timeout, deadline) if check.timeout else deadline
+        timeout = check.timeout_within(deadline)
         give_up_at = min(started + deadline, run.started + timeout)
         if run.done.wait(max(0.0, give_up_at - time.monotonic())) and run.result is not None:
             results[index] = run.result
@@ -150,18 +149,7 @@ def _execute(check: HealthCheck) -> CheckResult:
         # Internals (stack traces, hostnames, connection strings) go to the log, not the body.
         logger.exception("health check %s raised an unexpected error", check.key)
         status, output = Status.FAIL, f"unexpected error ({type(exc).__name__}); see the logs"
-    duration = time.perf_counter() - began
-    result = CheckResult(
-        name=check.name,
-        component_id=check.component_id,
-        component_type=check.component_type,
-        status=status,
-        critical=check.critical,
-        duration=duration,
-        time=datetime.now(UTC),
-        output=output,
-        observation=observation or Observation(round(duration * 1000, 3), "ms"),
-    )
+    result = check.result(status, time.perf_counter() - began, output, observation)
     _record(result)
     return result
 
@@ -169,17 +157,8 @@ def _execute(check: HealthCheck) -> CheckResult:
 def _timed_out(check: HealthCheck, slot: _Slot, run: _Run, timeout: float) -> CheckResult:
     """A failure for a run that is still going; cached like any result until the run returns."""
     elapsed = time.monotonic() - run.started
-    result = CheckResult(
-        name=check.name,
-        component_id=check.component_id,
-        component_type=check.component_type,
-        status=Status.FAIL,
-        critical=check.critical,
-        duration=elapsed,
-        time=datetime.now(UTC),
-        output=f"no answer within {timeout:g} s (still waiting after {elapsed:.1f} s)",
-        observation=Observation(round(elapsed * 1000, 3), "ms"),
-    )
+    output = f"no answer within {timeout:g} s (still waiting after {elapsed:.1f} s)"
+    result = check.result(Status.FAIL, elapsed, output)
     with slot.lock:
         if slot.running is run:  # the run has not finished meanwhile: its result would be newer
             slot.result = result
