@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,13 +112,13 @@ TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "
 
 
 @pytest.fixture
-def served_metrics(db, client) -> dict[str, set[str]]:
+def served_metrics(db, client) -> Iterator[dict[str, set[str]]]:
     """Series names (and label names) the app's ``/metrics`` exposes after some real activity."""
-    from apps.ops.breakers import get_breaker
+    from apps.ops.breakers import clear_local_breakers, get_breaker
 
     from .code_facts import declared_label_names, served_series
 
-    get_breaker("provisioning")
+    get_breaker("provisioning")  # so circuit_breaker_state has a sample with its labels
     client.get("/accounts/login/")
     client.get("/ready")
     response = client.get("/metrics")
@@ -125,7 +126,8 @@ def served_metrics(db, client) -> dict[str, set[str]]:
     series = served_series(response.content.decode())
     for name, labels in declared_label_names().items():
         series.setdefault(name, set()).update(labels)
-    return series
+    yield series
+    clear_local_breakers()
 
 
 def unknown_series_and_labels(expressions: list[str], served: dict[str, set[str]]) -> list[str]:
