@@ -296,7 +296,10 @@ def post_worker_init(worker) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn does: do not interrupt active requests
+    if not worker.alive:  # SIGTERM arrived while the application was loading
+        shutdown.begin_stopping()
     worker.wsgi = _with_connection_closer(worker.wsgi)
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
 def worker_abort(worker) -> None:

@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import mmap
+import os
 import sys
 import threading
 import time
@@ -251,7 +252,12 @@ def close_database_connections() -> None:
 
 
 def close_redis_connections() -> None:
-    """Disconnect the Redis connection pools of the configured caches."""
+    """Disconnect the Redis connection pools of the configured caches.
+
+    Other owners of Redis clients (for example a module keeping its own pool) register their own
+    task. At exit the kernel would close the sockets anyway; closing them here makes it happen
+    now, in order, and visibly in the summary line.
+    """
     if not _django_ready():
         return
     from django.conf import settings
@@ -300,12 +306,14 @@ def log_requests_killed(reason: str) -> None:
     """Log each request still in flight: the process is about to be killed (``reason`` says why)."""
     for request in in_flight_requests():
         logger.error(
-            "request killed (%s): %s %s after %.2f s",
+            "pid %d: request killed (%s): %s %s after %.2f s",
+            os.getpid(),
             reason,
             request.method,
             request.path,
             request.seconds(),
             extra={
+                "pid": os.getpid(),
                 "killed_reason": reason,
                 "method": request.method,
                 "path": request.path,
@@ -325,15 +333,22 @@ def finish_process() -> list[CleanupResult]:
     cleanup_fields = {r.name: r.status for r in results}
     if _stopping_since is None:
         logger.info(
-            "process exiting without a drain (not stopped by SIGTERM); cleanup: %s",
+            "pid %d exiting without a drain (not stopped by SIGTERM); cleanup: %s",
+            os.getpid(),
             cleanup_text,
-            extra={"drained": False, "cleanup": cleanup_fields, "still_running": len(still_running)},
+            extra={
+                "pid": os.getpid(),
+                "drained": False,
+                "cleanup": cleanup_fields,
+                "still_running": len(still_running),
+            },
         )
     else:
         drain_seconds = time.monotonic() - _stopping_since
         logger.info(
-            "drained in %.2f s: %d in flight at stop, %d completed, %d refused with 503, "
+            "pid %d drained in %.2f s: %d in flight at stop, %d completed, %d refused with 503, "
             "%d still running; cleanup: %s",
+            os.getpid(),
             drain_seconds,
             counts.in_flight_at_stop,
             counts.completed_after_stop,
@@ -341,6 +356,7 @@ def finish_process() -> list[CleanupResult]:
             len(still_running),
             cleanup_text,
             extra={
+                "pid": os.getpid(),
                 "drained": True,
                 "drain_seconds": round(drain_seconds, 3),
                 "in_flight_at_stop": counts.in_flight_at_stop,
@@ -371,6 +387,10 @@ def _refusal(request):
         response = JsonResponse({"error": "shutting_down", "detail": message}, status=503)
     else:
         response = HttpResponse(message + "\n", status=503, content_type="text/plain; charset=utf-8")
+    response["Content-Length"] = str(len(response.content))
+    # Counted in the process's drain summary; one ERROR line per refusal from django.request would
+    # bury it (Django's log_response skips a response marked as logged).
+    response._has_been_logged = True
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
     return response

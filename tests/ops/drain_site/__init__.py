@@ -1,0 +1,1 @@
+"""The site the graceful-shutdown tests serve with real gunicorn (settings and URLconf)."""
