@@ -81,7 +81,7 @@ class BreakerConfigOverride(models.Model):
     def _config_changed() -> None:
         from apps.ops.breakers import config
 
-        config.invalidate()
+        config.overrides_changed()
 
 
 class CircuitBreaker(BreakerConfigOverride):

@@ -176,7 +176,7 @@ def test_admin_override_applies_to_a_live_breaker_without_restart(settings):
     assert breakers.get_breaker("live-config").fail_max == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the refresh reads in its own thread and connection
 def test_other_processes_pick_up_an_admin_override_within_the_refresh_interval(settings):
     from apps.ops.breakers import config
     from apps.ops.models import BreakerConfigOverride

@@ -15,7 +15,7 @@ overrides edited in the admin. Without ``REDIS_URL`` state is per process (``sha
 from __future__ import annotations
 
 from .breaker import CircuitOpenError, SharedCircuitBreaker
-from .config import BreakerConfig, is_valid_name
+from .config import BreakerConfig, is_valid_name, reset_overrides
 from .registry import registry
 from .status import STATE_CLOSED, STATE_CODES, STATE_HALF_OPEN, STATE_OPEN, BreakerStatus
 
@@ -67,5 +67,6 @@ def reset_breaker(name: str, *, reason: str) -> BreakerStatus:
 
 
 def clear_local_breakers() -> None:
-    """Forget this process's breaker objects (tests; shared state in Redis is untouched)."""
+    """Forget this process's breakers and cached overrides (tests; Redis and the DB are untouched)."""
     registry.clear()
+    reset_overrides()

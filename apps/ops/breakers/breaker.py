@@ -3,8 +3,10 @@
 pybreaker's ``CircuitBreaker.call`` holds an RLock for the whole protected call, so every call
 through one breaker in a process runs one at a time. :class:`SharedCircuitBreaker` keeps pybreaker's
 states (closed → open → half-open → closed, with ``fail_max``, ``reset_timeout`` and
-``success_threshold``), storage and listeners, but takes the lock only to admit a call (read or
-advance the state) and to record its outcome; the call itself runs unlocked.
+``success_threshold``), storage and listeners, but never holds its lock around the call, nor around
+the storage reads and writes that admit a call and record its outcome: each of those is atomic in
+the storage itself (Redis commands; a small lock in the local copy), so threads of one process
+follow the same rules as separate processes do. The lock is taken only for a transition (rare).
 
 Other differences from pybreaker, each deliberate:
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -109,7 +112,7 @@ class SharedCircuitBreaker(pybreaker.CircuitBreaker):
         self.config_generation = -1
         # Why the last transition made by this process happened (read by the logging listener).
         self.transition_reason = ""
-        self._last_failure: BaseException | None = None
+        self._failing_call = threading.local()  # the error being recorded, for the trip reason
         for listener in listeners:
             self.add_listener(listener)
 
@@ -208,7 +211,7 @@ class SharedCircuitBreaker(pybreaker.CircuitBreaker):
         return before
 
     def _trip_reason(self) -> str:
-        failure = self._last_failure
+        failure = getattr(self._failing_call, "error", None)
         last = f"{type(failure).__name__}: {failure}" if failure is not None else "unknown error"
         if self._state.name == STATE_HALF_OPEN:
             return f"trial call failed ({last})"
@@ -216,40 +219,36 @@ class SharedCircuitBreaker(pybreaker.CircuitBreaker):
 
     # --- calls -------------------------------------------------------------------------------------
     def _admit(self, func: Callable | None, args: tuple, kwargs: dict) -> None:
-        """Let a call through, or raise CircuitOpenError. Holds the lock only for the state check."""
-        with self._lock:
-            state = self.state
-            if state.name == STATE_OPEN:
-                opened_at = self._state_storage.opened_at
-                if opened_at is not None:
-                    remaining = (
-                        opened_at + timedelta(seconds=self.reset_timeout) - datetime.now(UTC)
-                    ).total_seconds()
-                    if remaining > 0:
-                        count_call(self.name, "rejected")
-                        raise CircuitOpenError(self.name, remaining)
-                self.half_open()
-            for listener in self._listeners:
-                listener.before_call(self, func, *args, **kwargs)
+        """Let a call through, or raise CircuitOpenError (half-opens once the timeout is over)."""
+        if self.state.name == STATE_OPEN:
+            opened_at = self._state_storage.opened_at
+            if opened_at is not None:
+                remaining = (
+                    opened_at + timedelta(seconds=self.reset_timeout) - datetime.now(UTC)
+                ).total_seconds()
+                if remaining > 0:
+                    count_call(self.name, "rejected")
+                    raise CircuitOpenError(self.name, remaining)
+            self.half_open()
+        for listener in self._listeners:
+            listener.before_call(self, func, *args, **kwargs)
 
     def _record_success(self) -> None:
-        with self._lock:
-            self.state._handle_success()
+        self.state._handle_success()
         count_call(self.name, "success")
 
     def _record_failure(self, exc: Exception) -> None:
         system_error = self.is_system_error(exc)
-        with self._lock:
-            self._last_failure = exc
-            try:
-                # pybreaker's rules: count it, notify listeners, open at the threshold; an excluded
-                # error counts as a success. On a trip it re-raises ``exc``; that is expected here.
-                self.state._handle_error(exc, reraise=False)
-            except Exception as raised:
-                if raised is not exc:
-                    logger.exception("circuit breaker %s: recording a failure failed", self.name)
-            finally:
-                self._last_failure = None
+        self._failing_call.error = exc
+        try:
+            # pybreaker's rules: count it, notify listeners, open at the threshold; an excluded
+            # error counts as a success. On a trip it re-raises ``exc``; that is expected here.
+            self.state._handle_error(exc, reraise=False)
+        except Exception as raised:
+            if raised is not exc:
+                logger.exception("circuit breaker %s: recording a failure failed", self.name)
+        finally:
+            self._failing_call.error = None
         count_call(self.name, "failure" if system_error else "success")
 
     def call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:

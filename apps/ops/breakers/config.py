@@ -1,10 +1,10 @@
 """Configuration of each named breaker: defaults, then ``settings.CIRCUIT_BREAKERS``, then the DB.
 
 The database overrides (edited by staff in the admin) are read with one query for all breakers and
-kept in process memory for ``CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS``; saving an override clears the
-cache of the process that saved it at once, every other worker and pod picks it up within that time.
-If the database cannot be read, the last overrides read stay in force (a breaker never stops working
-because its configuration store is down).
+kept in process memory, refreshed in the background every ``CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS``;
+the process that saves an override re-reads them at once, every other worker and pod within that
+time. If the database cannot be read, the last overrides read stay in force: a breaker never waits
+for, nor stops working because of, its configuration store.
 """
 
 from __future__ import annotations
@@ -104,28 +104,48 @@ def _apply(config: BreakerConfig, values: dict[str, Any], source: str, name: str
 
 
 class _OverrideCache:
-    """The DB overrides of this process, reloaded at most every refresh interval."""
+    """The DB overrides of this process, refreshed in the background every refresh interval.
+
+    Breaker calls and status reads never wait for the database: a stale cache starts one daemon
+    thread that re-reads the table, and everyone keeps using the values already loaded (none, at
+    process start, until the first read is done: settings and defaults apply meanwhile).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[str, Any]] = {}
         self._loaded_at: float | None = None
+        self._refreshing = False
         self._failing = False
+        self._reads_started = 0
+        self._applied_read = 0  # a slow read must not overwrite what a later read found
         self.generation = 0
 
     def get(self) -> dict[str, dict[str, Any]]:
         refresh = float(getattr(settings, "CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS", 5.0))
         loaded_at = self._loaded_at
-        if loaded_at is None or time.monotonic() - loaded_at >= refresh:
-            # One thread reloads; the others keep using the values they have (no pile-up on the DB).
-            if self._lock.acquire(blocking=loaded_at is None):
-                try:
-                    self._reload()
-                finally:
-                    self._lock.release()
+        if (loaded_at is None or time.monotonic() - loaded_at >= refresh) and not self._refreshing:
+            with self._lock:
+                if self._refreshing:
+                    return self._values
+                self._refreshing = True
+            threading.Thread(target=self._refresh, name="breaker-config-refresh", daemon=True).start()
         return self._values
 
-    def _reload(self) -> None:
+    def _refresh(self) -> None:
+        from django.db import connections
+
+        try:
+            self.reload()
+        finally:
+            self._refreshing = False
+            connections.close_all()  # this thread's connections only
+
+    def reload(self) -> None:
+        """Read the overrides now (in the calling thread)."""
+        with self._lock:
+            self._reads_started += 1
+            read = self._reads_started
         try:
             from apps.ops.models import BreakerConfigOverride
 
@@ -134,21 +154,32 @@ class _OverrideCache:
             if not self._failing:
                 logger.warning("circuit breaker overrides could not be read, keeping the last known: %s", exc)
             self._failing = True
-        else:
-            if self._failing:
-                logger.info("circuit breaker overrides readable again")
-            self._failing = False
+            self._loaded_at = time.monotonic()  # try again after the interval, not on every call
+            return
+        if self._failing:
+            logger.info("circuit breaker overrides readable again")
+        self._failing = False
+        with self._lock:
+            if read <= self._applied_read:
+                return  # a later read (or a reset) already answered
+            self._applied_read = read
             if rows != self._values:
                 self._values = rows
                 self.generation += 1
-        self._loaded_at = time.monotonic()
+            self._loaded_at = time.monotonic()
 
-    def invalidate(self) -> None:
-        self._loaded_at = None
+    def reset(self) -> None:
+        """Forget the overrides read (tests): the next use reads them again."""
+        with self._lock:
+            self._values = {}
+            self._loaded_at = None
+            self._applied_read = self._reads_started  # reads in flight are now stale
+            self.generation += 1
 
     def after_fork_in_child(self) -> None:
-        # The lock may have been held by another thread of the parent at fork time.
+        # The parent's refresh thread does not exist here, and its lock may have been held.
         self._lock = threading.Lock()
+        self._refreshing = False
 
 
 _overrides = _OverrideCache()
@@ -181,15 +212,19 @@ def configured_names() -> set[str]:
     return {name for name in names if is_valid_name(name)}
 
 
-def invalidate() -> None:
-    """Re-read the overrides on next use (called after an override is saved or deleted)."""
-    _overrides.invalidate()
-    _overrides.generation += 1
+def reset_overrides() -> None:
+    """Forget this process's cached overrides (tests); they are read again on next use."""
+    _overrides.reset()
+
+
+def overrides_changed() -> None:
+    """Re-read the overrides now, in this thread (called when one is saved or deleted here)."""
+    _overrides.reload()
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"CIRCUIT_BREAKERS", "CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS"}:
-        invalidate()
+    if setting == "CIRCUIT_BREAKERS":
+        _overrides.generation += 1  # live breakers re-resolve their configuration on next use
 
 
 setting_changed.connect(_on_setting_changed)

@@ -169,18 +169,36 @@ class RedisLink:
 
 
 class _LocalState(CircuitMemoryStorage):
-    """pybreaker's memory storage, plus adopting values read from Redis (the last known state)."""
+    """pybreaker's memory storage, thread-safe, plus adopting values read from Redis.
+
+    Its updates take a lock of their own (memory only, never held across I/O), so the breaker does
+    not have to hold one around them.
+    """
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        self._mutex = threading.Lock()
+
+    def increment_counter(self) -> None:
+        with self._mutex:
+            super().increment_counter()
+
+    def increment_success_counter(self) -> None:
+        with self._mutex:
+            super().increment_success_counter()
 
     def adopt_counters(self, *, failures: int | None = None, successes: int | None = None) -> None:
         # CircuitMemoryStorage keeps its counters in these attributes (pybreaker 1.4, pinned).
-        if failures is not None:
-            self._fail_counter = failures
-        if successes is not None:
-            self._success_counter = successes
+        with self._mutex:
+            if failures is not None:
+                self._fail_counter = failures
+            if successes is not None:
+                self._success_counter = successes
 
     def swap_state(self, state: str) -> str:
-        previous, self.state = self.state, state
-        return previous
+        with self._mutex:
+            previous, self.state = self.state, state
+            return previous
 
 
 class ResilientStorage(CircuitBreakerStorage):
@@ -192,6 +210,7 @@ class ResilientStorage(CircuitBreakerStorage):
         self._link = link
         self._local = _LocalState(STATE_CLOSED)
         self._remote: CircuitRedisStorage | None = None
+        self._remote_lock = threading.Lock()
         self._registered_generation = -1
 
     @property
@@ -210,10 +229,12 @@ class ResilientStorage(CircuitBreakerStorage):
 
         def run(client: _GuardedClient) -> T:
             if self._remote is None:
-                # Its constructor initialises missing keys (SETNX), so it needs Redis up.
-                self._remote = CircuitRedisStorage(
-                    STATE_CLOSED, client, namespace=namespace(self.breaker_name)
-                )  # type: ignore[arg-type]
+                with self._remote_lock:
+                    if self._remote is None:
+                        # Its constructor initialises missing keys (SETNX), so it needs Redis up.
+                        self._remote = CircuitRedisStorage(
+                            STATE_CLOSED, client, namespace=namespace(self.breaker_name)
+                        )  # type: ignore[arg-type]
             if self._registered_generation != self._link.generation:
                 client.sadd(NAMES_KEY, self.breaker_name)
                 self._registered_generation = self._link.generation
