@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import DEPLOY, KUBERNETES_DIR, REPO, run, tool
+from .conftest import DEPLOY, KUBERNETES_DIR, run, tool
 from .crd_shapes import SHAPES, problems
 
 KUBERNETES_VERSIONS_REQUIRED = ("1.30.0",)
@@ -27,13 +28,8 @@ def is_custom(obj: dict) -> bool:
 
 @pytest.fixture(scope="session")
 def newest_bundled_kubernetes() -> str:
-    result = run(
-        [
-            str(REPO / ".venv-tools/bin/python"),
-            "-c",
-            "import kubernetes_validate.utils as u; print(u.latest_version())",
-        ]
-    )
+    python = Path(tool("kubernetes-validate")).parent / "python"
+    result = run([str(python), "-c", "import kubernetes_validate.utils as u; print(u.latest_version())"])
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
