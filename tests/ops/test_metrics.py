@@ -231,3 +231,36 @@ def test_a_failing_breaker_registry_does_not_fail_the_scrape(client, monkeypatch
     response = client.get("/metrics")
     assert response.status_code == 200
     assert b"# TYPE circuit_breaker_state gauge" in response.content
+
+
+@pytest.mark.django_db
+@override_settings(METRICS_BEARER_TOKEN="")
+def test_breaker_state_is_read_at_scrape_time(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from apps.ops.breakers import clear_local_breakers, get_breaker, reset_breaker
+
+    def state_of(name: str) -> float | None:
+        body = client.get("/metrics").content.decode()
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == "circuit_breaker_state" and sample.labels == {"breaker": name}:
+                    return sample.value
+        return None
+
+    def failing_upstream():
+        raise ConnectionError("upstream down")
+
+    name = "metrics-scrape-test"
+    breaker = get_breaker(name)
+    try:
+        assert state_of(name) == 0
+        for _ in range(breaker.fail_max):
+            with pytest.raises(ConnectionError):
+                breaker.call(failing_upstream)
+        assert state_of(name) == 1
+        reset_breaker(name, reason="test")
+        assert state_of(name) == 0
+    finally:
+        reset_breaker(name, reason="test cleanup")
+        clear_local_breakers()

@@ -32,6 +32,10 @@ class RequestMetricsMiddleware:
         metrics = self.metrics_cls.get_instance()
         self.requests_total = metrics.requests_total
         self.request_duration = metrics.request_duration
+        # Label values -> the labelled children. prometheus_client's labels() validates and locks
+        # on every call; the label sets are bounded, so remembering them is bounded too.
+        self._counters: dict[tuple[str, str, str, str], object] = {}
+        self._histograms: dict[tuple[str, str, str], object] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
@@ -60,5 +64,13 @@ class RequestMetricsMiddleware:
         else:
             tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
         status = str(response.status_code) if response is not None else "500"
-        self.requests_total.labels(method, route, status, tenant).inc()
-        self.request_duration.labels(method, route, tenant).observe(elapsed)
+        counter_key = (method, route, status, tenant)
+        counter = self._counters.get(counter_key)
+        if counter is None:
+            counter = self._counters[counter_key] = self.requests_total.labels(*counter_key)
+        counter.inc()
+        histogram_key = (method, route, tenant)
+        histogram = self._histograms.get(histogram_key)
+        if histogram is None:
+            histogram = self._histograms[histogram_key] = self.request_duration.labels(*histogram_key)
+        histogram.observe(elapsed)
