@@ -1,0 +1,313 @@
+"""What every figure works with: the sizes of this run, the real servers, the seeded data.
+
+:class:`Bench` starts PostgreSQL and Redis, migrates and seeds a database, and starts gunicorn
+servers by name on demand (in parallel), all with production settings; :meth:`Bench.close` stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .report import BenchError, marked_json
+from .servers import PROJECT_DIR, Gunicorn, PostgresServer, RedisServer
+
+DATABASE_NAME = "dotmac_bench"
+# Every Django request carries what the ingress adds: TLS terminated upstream.
+FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
+# Variables of the caller's environment that would change what is measured.
+_SCRUBBED_PREFIXES = (
+    "DJANGO_", "DATABASE_", "REDIS_", "PYTEST_", "GUNICORN_", "PROMETHEUS_", "METRICS_", "HEALTH_",
+    "DRAIN_", "CIRCUIT_", "WEB_CONCURRENCY", "TENANT_", "OPS_", "LOG_", "SECURE_", "ALLOWED_HOSTS",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much of everything a run does. ``FULL`` is ``make bench``; ``SMOKE`` proves the code runs."""
+
+    rounds: int  # side-by-side rounds per ratio (A, B alternating)
+    workers: int  # gunicorn workers of the servers measured for throughput, latency, memory
+    scrape_workers: int  # gunicorn workers of the servers measured for /metrics
+    load_seconds: int  # one wrk run
+    warmup_seconds: int  # before the first round of each server (0: none)
+    connections: int  # wrk connections for throughput
+    latency_seconds: int  # one latency run
+    scrape_tenants: int
+    recycles: int
+    scrape_samples: int  # scrapes per server per figure
+    growth_tenants: tuple[int, ...]
+    memory_tenants: int
+    memory_warmup_requests: int
+    memory_requests: int
+    breaker_calls: int  # concurrent calls through one breaker
+    breaker_upstream_seconds: float
+    fail_fast_calls: int
+    drain_inflight: tuple[int, ...]
+    drain_request_seconds: float
+    drain_delay_seconds: float
+
+
+FULL = Sizes(
+    rounds=6,
+    workers=2,  # the production default (WEB_CONCURRENCY)
+    scrape_workers=4,
+    load_seconds=3,
+    warmup_seconds=1,
+    connections=16,
+    latency_seconds=5,
+    scrape_tenants=100,
+    recycles=500,
+    scrape_samples=15,
+    growth_tenants=(10, 100, 1000),
+    memory_tenants=100,
+    memory_warmup_requests=1000,
+    memory_requests=10_000,
+    breaker_calls=8,
+    breaker_upstream_seconds=0.2,
+    fail_fast_calls=2000,
+    drain_inflight=(0, 1, 16),
+    drain_request_seconds=1.0,
+    drain_delay_seconds=5,
+)
+SMOKE = Sizes(
+    rounds=1,
+    workers=1,
+    scrape_workers=1,
+    load_seconds=1,
+    warmup_seconds=0,
+    connections=8,
+    latency_seconds=1,
+    scrape_tenants=3,
+    recycles=3,
+    scrape_samples=2,
+    growth_tenants=(2, 3, 4),
+    memory_tenants=3,
+    memory_warmup_requests=50,
+    memory_requests=200,
+    breaker_calls=8,
+    breaker_upstream_seconds=0.05,
+    fail_fast_calls=50,
+    drain_inflight=(0, 1, 2),
+    drain_request_seconds=0.3,
+    drain_delay_seconds=0.5,
+)
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How a named server differs from the full production stack."""
+
+    app: str | None = None
+    settings: str = "bench.settings"
+    workers: int | None = None  # None: the run's ``Sizes.workers``
+    ready_path: str = "/bench/trivial/"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+SERVERS = {
+    "hello": ServerSpec(app="bench.hello:application", ready_path="/"),
+    "full": ServerSpec(),
+    "no-ops": ServerSpec(settings="bench.settings_no_ops"),
+    "no-metrics": ServerSpec(settings="bench.settings_no_metrics"),
+    "persistent": ServerSpec(env={"DATABASE_POOL": "false"}),
+    # Readiness without the per-process result cache: every /ready runs the checks.
+    "ready-uncached": ServerSpec(env={"HEALTH_CACHE_TTL": "0"}),
+}
+
+
+class Bench:
+    """The run's servers and data. Use as a context manager; everything is stopped on exit."""
+
+    def __init__(self, sizes: Sizes, *, log: Callable[[str], None] = print) -> None:
+        self.sizes = sizes
+        self.log = log
+        self.run_dir = Path(tempfile.mkdtemp(prefix="dotmac-bench-"))
+        self.postgres: PostgresServer | None = None
+        self.redis: RedisServer | None = None
+        self.seed: dict = {}
+        self.env: dict[str, str] = {}
+        self._servers: dict[str, Gunicorn] = {}
+        self.keep_run_dir = False
+        self.metrics_token = secrets.token_urlsafe(24)
+        self.ops_token = secrets.token_urlsafe(24)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> Bench:
+        try:
+            self._start_backends()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _start_backends(self) -> None:
+        self.log("starting PostgreSQL and Redis")
+        self.redis = RedisServer().start()
+        self.postgres = PostgresServer().start()
+        self._create_database()
+        self.env = self._base_env()
+        self.log("migrating, collecting static files, seeding")
+        # Static files (production's manifest storage needs them) are collected meanwhile.
+        collectstatic = subprocess.Popen(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=PROJECT_DIR,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._python("manage.py", "migrate", "--noinput", "-v0")
+        _, errors = collectstatic.communicate(timeout=300)
+        if collectstatic.returncode != 0:
+            raise BenchError(f"collectstatic failed: {errors}")
+        tenants = max((*self.sizes.growth_tenants, self.sizes.scrape_tenants, self.sizes.memory_tenants))
+        seeded = self._python("-m", "bench.seed", "--tenants", str(tenants), "--subscribers", "50")
+        self.seed = marked_json(seeded)
+
+    def close(self) -> None:
+        self.stop_shared()
+        if self.redis:
+            self.redis.destroy()
+        if self.postgres:
+            self.postgres.destroy()
+        if self.keep_run_dir:
+            self.log(f"logs kept in {self.run_dir}")
+        else:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # --- environment ----------------------------------------------------------------------------
+    def _create_database(self) -> None:
+        import psycopg
+
+        assert self.postgres is not None
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.postgres.port,
+            user=self.postgres.user,
+            password=self.postgres.password,
+            dbname="postgres",
+            autocommit=True,
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+    def _base_env(self) -> dict[str, str]:
+        """Production settings, as the container would get them, pointed at this run's servers."""
+        assert self.postgres is not None and self.redis is not None
+        env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
+        env.update(
+            DJANGO_ENV="production",
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=self.postgres.url(DATABASE_NAME),
+            REDIS_URL=self.redis.url,
+            STATIC_ROOT=str(self.run_dir / "static"),
+            DATA_DIR=str(self.run_dir / "data"),
+            # API clients behind the ingress name their tenant in X-Tenant-ID: how the benchmark
+            # spreads traffic over many tenants without a DNS name per tenant.
+            TENANT_HEADER_ENABLED="true",
+            METRICS_BEARER_TOKEN=self.metrics_token,
+            OPS_API_TOKEN=self.ops_token,
+            # Recycling would restart workers in the middle of throughput runs; the figures that
+            # are about recycling turn it on themselves.
+            GUNICORN_MAX_REQUESTS="0",
+            HOME=str(self.run_dir),
+            PYTHONPATH=str(PROJECT_DIR),
+            PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        )
+        return env
+
+    def _python(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        completed = subprocess.run(
+            [sys.executable, *args],
+            cwd=PROJECT_DIR,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if completed.returncode != 0:
+            raise BenchError(f"python {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
+        return completed.stdout
+
+    def python(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        """Run ``python *args`` in the project with the run's environment (plus ``env``)."""
+        return self._python(*args, env={**self.env, **(env or {})}, timeout=timeout)
+
+    # --- servers --------------------------------------------------------------------------------
+    @property
+    def django_headers(self) -> dict[str, str]:
+        return dict(FORWARDED_HTTPS)
+
+    @property
+    def metrics_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.metrics_token}"}
+
+    def new_server(self, name: str, spec: ServerSpec, **env: str) -> Gunicorn:
+        """A server that is not shared between figures; the caller stops it."""
+        metrics_dir = self.run_dir / f"prometheus-{name}"
+        metrics_dir.mkdir(exist_ok=True)
+        server_env = {
+            **self.env,
+            "DJANGO_SETTINGS_MODULE": spec.settings,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **spec.env,
+            **env,
+        }
+        return Gunicorn(
+            name=name,
+            env=server_env,
+            run_dir=self.run_dir,
+            app=spec.app,
+            workers=spec.workers or self.sizes.workers,
+            ready_path=spec.ready_path,
+        )
+
+    def start_shared_servers(self) -> None:
+        """Start every shared server at once (boots overlap), before anything is measured."""
+        self.servers(*SERVERS)
+
+    def servers(self, *names: str) -> list[Gunicorn]:
+        """The shared servers ``names`` (see ``SERVERS``), started in parallel when not running."""
+        missing = [name for name in names if name not in self._servers]
+        if missing:
+            self.log(f"starting gunicorn: {', '.join(missing)}")
+            started = [self.new_server(name, SERVERS[name]).start() for name in missing]
+            for server in started:
+                self._servers[server.name] = server
+            for server in started:
+                server.wait_ready()
+        return [self._servers[name] for name in names]
+
+    def start_all(self, *servers: Gunicorn) -> list[Gunicorn]:
+        """Start several private servers at once and wait until all serve."""
+        for server in servers:
+            server.start()
+        try:
+            for server in servers:
+                server.wait_ready()
+        except BaseException:
+            for server in servers:
+                server.stop()
+            raise
+        return list(servers)
+
+    def stop_shared(self) -> None:
+        """Stop the shared servers, all at once."""
+        for server in self._servers.values():
+            server.quit()
+        for server in self._servers.values():
+            server.stop()
+        self._servers.clear()

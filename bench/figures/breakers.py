@@ -1,0 +1,73 @@
+"""Circuit breaker figures: concurrent calls through one closed breaker, and the fail-fast cost.
+
+Measured in a Django process of its own (``bench.breaker_calls``), once with the breaker state in
+Redis (production) and once without ``REDIS_URL`` (process-local state).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from bench.context import Bench
+from bench.report import Row, marked_json
+
+from . import Figure
+
+
+def _run(bench: Bench, *, redis: bool) -> dict:
+    sizes = bench.sizes
+    output = bench.python(
+        "-m", "bench.breaker_calls",
+        "--threads", str(sizes.breaker_calls),
+        "--upstream-seconds", str(sizes.breaker_upstream_seconds),
+        "--rounds", str(max(sizes.rounds, 1)),
+        "--fail-fast-calls", str(sizes.fail_fast_calls),
+        env={} if redis else {"REDIS_URL": ""},
+    )  # fmt: skip
+    result = marked_json(output)
+    if result["shared"] != redis:
+        raise RuntimeError(f"expected shared={redis} breaker state, the breaker reported {result['shared']}")
+    return result
+
+
+def breaker_figures(bench: Bench) -> list[Row]:
+    shared = _run(bench, redis=True)
+    local = _run(bench, redis=False)
+    threads, upstream = shared["threads"], shared["upstream_seconds"]
+    totals = {name: statistics.median(values) for name, values in shared["concurrent_seconds"].items()}
+    limit = 2 * upstream
+    concurrency = Row(
+        "breaker_concurrency",
+        f"breaker concurrency: {threads} concurrent calls, one closed breaker, "
+        f"{upstream * 1000:.0f} ms upstream",
+        measured=(
+            f"ours {totals['ours']:.3f} s (through apps.ops.http {totals['ours_http_client']:.3f} s); "
+            f"plain pybreaker {totals['pybreaker']:.3f} s"
+        ),
+        target=f"ours ≤ {limit:.1f} s (pybreaker ≈ {threads} x {upstream:.1f} s)",
+        met=max(totals["ours"], totals["ours_http_client"]) <= limit,
+        data={"median_seconds": totals, "rounds": shared["concurrent_seconds"]},
+    )
+    fail_fast_shared = Row(
+        "breaker_fail_fast_shared",
+        "breaker fail-fast: rejected call when open, shared state (Redis)",
+        measured=f"{shared['rejected_call_us']:,.0f} µs per call (plain pybreaker, local: "
+        f"{shared['pybreaker_rejected_call_us']:,.0f} µs)",
+        target="≤ 1 ms",
+        met=shared["rejected_call_us"] <= 1000,
+        data=shared,
+    )
+    fail_fast_local = Row(
+        "breaker_fail_fast_local",
+        "breaker fail-fast: rejected call when open, process-local state",
+        measured=f"{local['rejected_call_us']:,.0f} µs per call (plain pybreaker: "
+        f"{local['pybreaker_rejected_call_us']:,.0f} µs)",
+        target="recorded",
+        data=local,
+    )
+    return [concurrency, fail_fast_shared, fail_fast_local]
+
+
+FIGURES = [
+    Figure(("breaker_concurrency", "breaker_fail_fast_shared", "breaker_fail_fast_local"), breaker_figures)
+]

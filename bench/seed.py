@@ -1,0 +1,120 @@
+"""Benchmark data, created in the benchmark database: ``python -m bench.seed --tenants N``.
+
+Creates tenants ``bench-0000`` …, the first with a service plan, subscribers and a staff member
+logged in through a real session row, and prints one JSON object: the tenant slugs, the session
+cookie, a sample path for every URL pattern of the benchmark URLconf, and the settings the
+figures need (middleware lists, probe deadline). Run under ``DJANGO_SETTINGS_MODULE=bench.settings``
+with the same environment as the servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+
+import django
+
+from bench.report import JSON_MARK
+
+STAFF_USERNAME = "bench-staff"
+# Values for URL parameters when building one sample path per pattern.
+_SAMPLE_KWARG = "1"
+# Patterns left out of the route mix: the slow view sleeps on purpose.
+_EXCLUDED_ROUTES = {"bench-slow"}
+
+
+def tenant_slugs(count: int) -> list[str]:
+    return [f"bench-{index:04d}" for index in range(count)]
+
+
+def _seed(tenant_count: int, subscriber_count: int) -> dict:
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import transaction
+
+    from apps.subscribers.models import ServicePlan, Subscriber
+    from apps.tenants.models import Membership, Tenant
+
+    slugs = tenant_slugs(tenant_count)
+    with transaction.atomic():
+        existing = set(Tenant.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+        Tenant.objects.bulk_create(
+            [Tenant(slug=slug, name=f"Bench ISP {slug}") for slug in slugs if slug not in existing]
+        )
+        tenant = Tenant.objects.get(slug=slugs[0])
+        plan, _ = ServicePlan.objects.get_or_create(
+            tenant=tenant,
+            name="Fibre 500",
+            defaults={"download_mbps": 500, "upload_mbps": 100, "monthly_price": Decimal("49.00")},
+        )
+        have = Subscriber.objects.filter(tenant=tenant).count()
+        Subscriber.objects.bulk_create(
+            [
+                Subscriber(tenant=tenant, plan=plan, name=f"Subscriber {n}", email=f"sub{n}@example.net")
+                for n in range(have, subscriber_count)
+            ]
+        )
+        user, _ = get_user_model().objects.get_or_create(username=STAFF_USERNAME)
+        user.set_unusable_password()
+        user.save()
+        Membership.objects.update_or_create(user=user, defaults={"tenant": tenant})
+        # A session exactly as django.contrib.auth.login() stores it.
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+    return {
+        "tenants": slugs,
+        "staff_tenant": slugs[0],
+        "subscribers": Subscriber.objects.filter(tenant=tenant).count(),
+        "session_cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}",
+        "routes": sample_paths(),
+        "ops_middleware": list(settings.OPS_MIDDLEWARE),
+        "metrics_middleware": list(settings.METRICS_MIDDLEWARE),
+        "settings": {
+            name: getattr(settings, name)
+            for name in dir(settings)
+            if name.startswith(("HEALTH_", "DRAIN_", "CIRCUIT_BREAKER", "METRICS_TENANT"))
+            and isinstance(getattr(settings, name), (int, float, str, bool))
+        },
+    }
+
+
+def sample_paths() -> list[str]:
+    """One concrete path per named URL pattern that can be reversed with simple parameters."""
+    from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+
+    paths: set[str] = set()
+
+    def walk(patterns: list, namespace: str) -> None:
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+                walk(entry.url_patterns, inner)
+            elif isinstance(entry, URLPattern) and entry.name and entry.name not in _EXCLUDED_ROUTES:
+                kwargs = {name: _SAMPLE_KWARG for name in entry.pattern.regex.groupindex}
+                try:
+                    paths.add(reverse(f"{namespace}{entry.name}", kwargs=kwargs or None))
+                except NoReverseMatch:
+                    continue  # a regex parameter with fixed choices: no generic sample value
+
+    walk(get_resolver().url_patterns, "")
+    return sorted(paths)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, required=True)
+    parser.add_argument("--subscribers", type=int, default=50)
+    args = parser.parse_args(argv)
+    django.setup()
+    print(JSON_MARK + json.dumps(_seed(args.tenants, args.subscribers)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
