@@ -236,9 +236,17 @@ class _Drain:
         from gunicorn import sock as gunicorn_sock
 
         arbiter = self.arbiter
-        tcp = [lnr for lnr in arbiter.LISTENERS if lnr.sock.family in (socket.AF_INET, socket.AF_INET6)]
+        # Only sockets this master alone owns: not while a re-executed master (USR2) shares them,
+        # nor systemd's or SO_REUSEPORT ones. A filter on a shared socket would starve its other owner.
+        owned = (
+            arbiter.reexec_pid == arbiter.master_pid == 0
+            and not arbiter.systemd
+            and not arbiter.cfg.reuse_port
+        )
         filtered = []
-        for listener in tcp:
+        for listener in arbiter.LISTENERS if owned else []:
+            if listener.sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue  # Unix sockets: nothing in front of them to route elsewhere
             try:
                 _refuse_new_handshakes(listener.sock)
                 filtered.append(listener)
@@ -247,12 +255,7 @@ class _Drain:
         wait_until = time.monotonic() + _ACCEPT_QUEUE_WAIT_SECONDS
         while any(lnr.get_backlog() > 0 for lnr in filtered) and time.monotonic() < wait_until:
             time.sleep(0.005)  # the workers are accepting; the kernel counter is all there is to watch
-        unlink = (
-            arbiter.reexec_pid == arbiter.master_pid == 0
-            and not arbiter.systemd
-            and not arbiter.cfg.reuse_port
-        )
-        gunicorn_sock.close_sockets(arbiter.LISTENERS, unlink)
+        gunicorn_sock.close_sockets(arbiter.LISTENERS, unlink=owned)  # as gunicorn's own stop does
         arbiter.LISTENERS = []
 
 
@@ -265,8 +268,16 @@ def on_starting(server) -> None:
     from apps.ops.metrics.multiprocess import prepare_directory
 
     os.makedirs(RUNTIME_DIR, mode=0o700, exist_ok=True)
-    prepare_directory(PROMETHEUS_MULTIPROC_DIR)
+    if server.master_pid:  # re-executed by USR2: the old master's workers still write there
+        os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+    else:
+        prepare_directory(PROMETHEUS_MULTIPROC_DIR)
     shutdown.create_shared_state()
+    server.handle_term = _Drain(server)
+
+
+def on_reload(server) -> None:
+    """Master, after SIGHUP re-read this file: drain with the settings just read."""
     server.handle_term = _Drain(server)
 
 
