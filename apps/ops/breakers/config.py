@@ -39,6 +39,7 @@ class BreakerConfig:
 DEFAULT_CONFIG = BreakerConfig()
 CONFIG_FIELDS = tuple(field.name for field in fields(BreakerConfig))
 _INTEGER_FIELDS = frozenset({"fail_max", "success_threshold"})
+FIRST_READ_WAIT_SECONDS = 0.25
 
 
 def is_valid_name(name: object) -> bool:
@@ -106,9 +107,10 @@ def _apply(config: BreakerConfig, values: dict[str, Any], source: str, name: str
 class _OverrideCache:
     """The DB overrides of this process, refreshed in the background every refresh interval.
 
-    Breaker calls and status reads never wait for the database: a stale cache starts one daemon
-    thread that re-reads the table, and everyone keeps using the values already loaded (none, at
-    process start, until the first read is done: settings and defaults apply meanwhile).
+    Breaker calls and status reads never wait long for the database: a stale cache starts one
+    daemon thread that re-reads the table, and everyone keeps using the values already loaded. Only
+    before the first read of the process completes do callers wait for it, at most
+    ``FIRST_READ_WAIT_SECONDS`` (settings and defaults apply if it takes longer).
     """
 
     def __init__(self) -> None:
@@ -116,6 +118,7 @@ class _OverrideCache:
         self._values: dict[str, dict[str, Any]] = {}
         self._loaded_at: float | None = None
         self._refreshing = False
+        self._thread: threading.Thread | None = None
         self._failing = False
         self._reads_started = 0
         self._applied_read = 0  # a slow read must not overwrite what a later read found
@@ -126,10 +129,16 @@ class _OverrideCache:
         loaded_at = self._loaded_at
         if (loaded_at is None or time.monotonic() - loaded_at >= refresh) and not self._refreshing:
             with self._lock:
-                if self._refreshing:
-                    return self._values
-                self._refreshing = True
-            threading.Thread(target=self._refresh, name="breaker-config-refresh", daemon=True).start()
+                if not self._refreshing:
+                    self._refreshing = True
+                    self._thread = threading.Thread(
+                        target=self._refresh, name="breaker-config-refresh", daemon=True
+                    )
+                    self._thread.start()
+        thread = self._thread
+        if self._loaded_at is None and thread is not None:
+            # Nothing read yet in this process: give the first read a moment, never more.
+            thread.join(FIRST_READ_WAIT_SECONDS)
         return self._values
 
     def _refresh(self) -> None:
@@ -180,6 +189,7 @@ class _OverrideCache:
         # The parent's refresh thread does not exist here, and its lock may have been held.
         self._lock = threading.Lock()
         self._refreshing = False
+        self._thread = None
 
 
 _overrides = _OverrideCache()
