@@ -53,7 +53,11 @@ venv-tools: $(TOOLS_VENV)/.installed
 SYSTEM_PACKAGES_CHECK := \
 	redis-server:redis-server \
 	/usr/lib/postgresql/*/bin/initdb:postgresql \
-	promtool:prometheus
+	promtool:prometheus \
+	prometheus:prometheus \
+	/usr/bin/chromium:chromium \
+	/usr/share/fonts/truetype/liberation:fonts-liberation \
+	openssl:openssl
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES_CHECK); do \
