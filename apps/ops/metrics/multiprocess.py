@@ -17,10 +17,12 @@ per file type, so the directory holds the files of live workers plus a fixed num
 - gauges ``all``: removed as well; a per-pid value of a process that no longer exists describes
   nothing, and keeping one file per dead pid is exactly the growth this module exists to stop.
 
-A fold replaces the archive and deletes the worker file under an exclusive ``flock`` on
-``.fold.lock``; :class:`ArchivingMultiProcessCollector` reads the directory under a shared lock, so a
-scrape sees either the state before a fold or the state after it, never the dead worker's samples
-twice (file and archive) or not at all.
+A fold updates the archive in place (the master keeps the archives open and touches only the dead
+worker's keys, so a fold costs what that worker recorded, not what the server ever recorded) and
+deletes the worker's file, all under an exclusive ``flock`` on ``.fold.lock``.
+:class:`ArchivingMultiProcessCollector` reads the directory under a shared lock, so a scrape sees
+either the state before a fold or the state after it, never the dead worker's samples twice (file
+and archive) or not at all.
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ _GAUGE_FOLD_RULES = {
 }
 _SUMMED_TYPES = ("counter", "histogram", "summary")
 
-Samples = dict[str, tuple[float, float]]  # mmap key -> (value, timestamp)
-
 
 @contextmanager
 def _locked(path: str, operation: int) -> Iterator[None]:
@@ -66,6 +66,8 @@ def prepare_directory(path: str) -> None:
     admitted tenant labels) describes a previous run of the server.
     """
     os.makedirs(path, exist_ok=True)
+    for filename in [name for name in _open_archives if os.path.dirname(name) == os.path.abspath(path)]:
+        _open_archives.pop(filename).close()
     for entry in os.scandir(path):
         if entry.is_file(follow_symlinks=False) or entry.is_symlink():
             os.remove(entry.path)
@@ -73,47 +75,47 @@ def prepare_directory(path: str) -> None:
     os.close(os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644))
 
 
-def _read(filename: str) -> Samples:
-    from prometheus_client.mmap_dict import MmapedDict
+class _Archive:
+    """One archive file, kept open by the master: a fold updates only the dead worker's keys in
+    place instead of rewriting the whole archive (which holds every series ever recorded)."""
 
-    if not os.path.exists(filename):
-        return {}
-    return {
-        key: (value, timestamp) for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(filename)
-    }
+    def __init__(self, filename: str) -> None:
+        from prometheus_client.mmap_dict import MmapedDict
+
+        self.mmaped = MmapedDict(filename)
+        self.keys = {key for key, _, _ in self.mmaped.read_all_values()}
+
+    def fold(self, dead_file: str, mode: str) -> None:
+        """Combine every sample of ``dead_file`` into this archive, by the rule of its type/mode."""
+        from prometheus_client.mmap_dict import MmapedDict
+
+        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead_file):
+            if key not in self.keys:
+                self.mmaped.write_value(key, value, timestamp)
+                self.keys.add(key)
+                continue
+            old_value, old_timestamp = self.mmaped.read_value(key)
+            if mode == "mostrecent":
+                if timestamp > old_timestamp:
+                    self.mmaped.write_value(key, value, timestamp)
+            elif mode in _GAUGE_FOLD_RULES:
+                combined = _GAUGE_FOLD_RULES[mode](old_value, value)
+                self.mmaped.write_value(key, combined, max(old_timestamp, timestamp))
+            else:  # counters, histogram buckets and sums, summary counts and sums: add
+                self.mmaped.write_value(key, old_value + value, 0.0)
+
+    def close(self) -> None:
+        self.mmaped.close()
 
 
-def _write_atomically(path: str, filename: str, samples: Samples) -> None:
-    """Write ``samples`` to a hidden temporary file, then rename it over ``filename``."""
-    from prometheus_client.mmap_dict import MmapedDict
-
-    temporary = os.path.join(path, f".{os.path.basename(filename)}.{os.getpid()}.tmp")
-    if os.path.exists(temporary):
-        os.remove(temporary)
-    mmaped = MmapedDict(temporary)
-    try:
-        for key, (value, timestamp) in samples.items():
-            mmaped.write_value(key, value, timestamp)
-    finally:
-        mmaped.close()
-    os.replace(temporary, filename)
+_open_archives: dict[str, _Archive] = {}  # by absolute file name; used by the master only
 
 
-def _fold(archived: Samples, dead: Samples, mode: str) -> Samples:
-    merged = dict(archived)
-    for key, (value, timestamp) in dead.items():
-        if key not in merged:
-            merged[key] = (value, timestamp)
-            continue
-        old_value, old_timestamp = merged[key]
-        if mode == "mostrecent":
-            if timestamp > old_timestamp:
-                merged[key] = (value, timestamp)
-        elif mode in _GAUGE_FOLD_RULES:
-            merged[key] = (_GAUGE_FOLD_RULES[mode](old_value, value), max(old_timestamp, timestamp))
-        else:  # counters, histogram buckets/sums, summary counts/sums
-            merged[key] = (old_value + value, 0.0)
-    return merged
+def _archive(filename: str) -> _Archive:
+    archive = _open_archives.get(filename)
+    if archive is None or not os.path.exists(filename):  # first fold, or the directory was wiped
+        archive = _open_archives[filename] = _Archive(filename)
+    return archive
 
 
 def _dead_files(path: str, pid: int) -> Iterable[tuple[str, str]]:
@@ -140,8 +142,9 @@ def worker_exited(path: str, pid: int) -> None:
             if kind in _SUMMED_TYPES or (
                 kind == "gauge" and (mode in _GAUGE_FOLD_RULES or mode == "mostrecent")
             ):
-                archive = os.path.join(path, f"{prefix}_{ARCHIVE_ID}.db")
-                _write_atomically(path, archive, _fold(_read(archive), _read(filename), mode))
+                _archive(os.path.join(os.path.abspath(path), f"{prefix}_{ARCHIVE_ID}.db")).fold(
+                    filename, mode
+                )
             os.remove(filename)
 
 
