@@ -306,6 +306,18 @@ def test_all_statuses_reads_every_breaker_in_one_round_trip(settings, server_env
     assert {cmd: after[cmd] - before[cmd] for cmd in after} == {"evalsha": 1, "get": 0, "smembers": 1}
 
 
+def test_garbage_in_redis_never_breaks_a_call_or_a_status_read(settings, caplog):
+    breaker = breakers.get_breaker("garbled")
+    breaker.call(succeed)
+    raw_client(settings.REDIS_URL).set(state_keys("garbled")[1], "not-a-number")
+    with pytest.raises(Boom):  # the call's own error, nothing else
+        breaker.call(fail)
+    assert breaker.call(succeed) == "ok"  # and the success repaired the counter
+    [status] = [s for s in breakers.all_statuses() if s.name == "garbled"]
+    assert (status.state, status.failure_count, status.shared) == ("closed", 0, True)  # Redis is not "down"
+    assert "shared state refused: ResponseError" in caplog.text
+
+
 def test_unknown_names_are_never_created_by_lookups(settings):
     assert breakers.is_known("never-used") is False
     assert breakers.breaker_status("never-used") is None

@@ -27,7 +27,9 @@ from urllib.parse import urlsplit
 import redis
 from pybreaker import STATE_CLOSED, CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 logger = logging.getLogger("apps.ops.breakers")
@@ -58,10 +60,20 @@ def state_keys(name: str) -> list[str]:
 
 
 class SharedStateUnavailable(Exception):
-    """Redis could not be used just now (error, timeout, or backing off after one).
+    """Redis could not be used for this operation (down, slow, backing off, or it refused it).
 
     Deliberately not a ``RedisError``: ``CircuitRedisStorage`` catches those and hides them.
+    ``unreachable`` is False when Redis answered with an error (bad data, say): the link stays up.
     """
+
+    def __init__(self, message: str, *, unreachable: bool = True) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def _unavailable(exc: RedisError) -> SharedStateUnavailable:
+    unreachable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
+    return SharedStateUnavailable(f"{type(exc).__name__}: {exc}", unreachable=unreachable)
 
 
 class _GuardedClient:
@@ -79,7 +91,7 @@ class _GuardedClient:
             try:
                 return target(*args, **kwargs)
             except RedisError as exc:
-                raise SharedStateUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise _unavailable(exc) from exc
 
         return guarded
 
@@ -129,13 +141,21 @@ class RedisLink:
             raise SharedStateUnavailable(f"Redis at {self.address} unavailable, retrying later")
         try:
             result = operation(self.client)
-        except (SharedStateUnavailable, RedisError) as exc:
-            self._mark_down(exc)
-            if isinstance(exc, SharedStateUnavailable):
-                raise
-            raise SharedStateUnavailable(str(exc)) from exc
+        except RedisError as exc:  # from objects the guard does not wrap (pipelines, scripts)
+            failure = _unavailable(exc)
+            self._note(failure)
+            raise failure from exc
+        except SharedStateUnavailable as failure:
+            self._note(failure)
+            raise
         self._mark_up()
         return result
+
+    def _note(self, failure: SharedStateUnavailable) -> None:
+        if failure.unreachable:
+            self._mark_down(failure)
+        else:  # Redis answered (with an error about this operation): it is reachable
+            self._mark_up()
 
     def _mark_down(self, exc: Exception) -> None:
         with self._lock:
@@ -240,7 +260,19 @@ class ResilientStorage(CircuitBreakerStorage):
                 self._registered_generation = self._link.generation
             return operation(self._remote, client)
 
-        return self._link.run(run)
+        try:
+            return self._link.run(run)
+        except SharedStateUnavailable as failure:
+            if not failure.unreachable:  # Redis answered, but with an error (bad data, say)
+                logger.error(
+                    "circuit breaker %s: shared state refused: %s; using local", self.breaker_name, failure
+                )
+            raise
+        except Exception as exc:  # garbage in Redis, a library surprise: degrade, never break the call
+            logger.exception(
+                "circuit breaker %s: unexpected error on shared state, using local", self.breaker_name
+            )
+            raise SharedStateUnavailable(str(exc), unreachable=False) from exc
 
     # --- state ---------------------------------------------------------------------------------
     @property
