@@ -181,3 +181,16 @@ def test_a_scrape_while_a_worker_creates_its_file_does_not_fail(tmp_path):
     run_dead_workers(directory, 2)
     (tmp_path / "counter_999999.db").write_bytes(b"")
     assert samples(directory)[("jobs_total", (("kind", "a"),))] == 3
+
+
+def test_a_server_restart_starts_the_archives_from_zero(tmp_path):
+    directory = str(tmp_path)
+    prepare_directory(directory)
+    for pid in run_dead_workers(directory, 3):
+        worker_exited(directory, pid)
+    assert samples(directory)[("jobs_total", (("kind", "b"),))] == 3
+
+    prepare_directory(directory)  # the next server start, same master process
+    for pid in run_dead_workers(directory, 2):
+        worker_exited(directory, pid)
+    assert samples(directory)[("jobs_total", (("kind", "b"),))] == 2
