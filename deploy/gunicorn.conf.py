@@ -313,6 +313,13 @@ def post_worker_init(worker) -> None:
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
+def worker_int(worker) -> None:
+    """Worker got SIGINT or SIGQUIT (immediate stop): log the requests it cuts short."""
+    from apps.ops import shutdown
+
+    shutdown.log_requests_killed("immediate stop")
+
+
 def worker_abort(worker) -> None:
     """Worker got SIGABRT (graceful deadline, or a heartbeat timeout): log what gets killed."""
     from apps.ops import shutdown

@@ -367,6 +367,8 @@ def test_sigquit_during_the_drain_stops_immediately(start_server, upstream):
     assert "SIGQUIT during the drain: stopping immediately" in server.errors
     assert exited - sigquit < 2.0
     assert status == 0
+    killed = [(r["killed_reason"], r["path"]) for r in server.records() if "killed_reason" in r]
+    assert killed == [("immediate stop", "/slow/")]
 
 
 def test_request_longer_than_the_graceful_timeout_is_killed_and_logged(start_server, upstream):
