@@ -84,18 +84,24 @@ def playwright_api():
     return sync_api
 
 
+@pytest.fixture(scope="module", autouse=True)
+def browser_installed() -> None:
+    """Fail first, before any server of this module starts, when Chromium or Playwright is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: apt-get install chromium (`make test` does)", pytrace=False
+        )
+    playwright_api()
+
+
 @pytest.fixture
 def browser_engine(site) -> Iterator[object]:
-    """Playwright's driver, with Debian's Chromium checked to exist (Playwright never downloads one).
+    """Playwright's driver on Debian's Chromium (Playwright never downloads a browser here).
 
     Started after the fixtures' database work and stopped before the database is flushed: while
     Playwright's sync API is active its event loop runs in this thread, where Django then refuses
     ORM calls.
     """
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: apt-get install chromium (`make test` does)", pytrace=False
-        )
     sync_api = playwright_api()
     sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as playwright:
