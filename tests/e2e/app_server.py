@@ -17,6 +17,7 @@ It binds 127.0.0.1 only (``GUNICORN_BIND``; production binds every interface).
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -182,6 +183,19 @@ class AppServer:
             return Answer(response.status, response.headers, response.read())
         finally:
             connection.close()
+
+    def access_log(self) -> list[dict]:
+        """The JSON access-log entries gunicorn wrote so far (``path``, ``status``, ``pid``...)."""
+        entries = []
+        path = self.log_dir / "gunicorn.out"
+        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("logger") == "gunicorn.access":
+                entries.append(entry)
+        return entries
 
     def log_tail(self, characters: int = 4000) -> str:
         text = ""
