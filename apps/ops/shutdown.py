@@ -265,9 +265,11 @@ def close_redis_connections() -> None:
 
     for alias in settings.CACHES:
         cache = caches[alias]
-        client = getattr(cache, "client", None)
-        if client is not None and hasattr(client, "do_close_clients"):
-            client.do_close_clients()  # django-redis: disconnects the process-wide pool
+        get_client = getattr(getattr(cache, "client", None), "get_client", None)
+        if get_client is not None:
+            # django-redis shares one pool per server across threads, but cache objects are
+            # per thread and this task runs in a thread of its own: disconnect the pool itself.
+            get_client(write=True).connection_pool.disconnect()
         else:
             cache.close()
 

@@ -9,6 +9,7 @@ import time
 import timeit
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.cache import cache
 from django.db import connection
 
@@ -281,3 +282,25 @@ def test_the_summary_counts_what_was_in_flight_completed_and_refused(caplog):
     )
     assert summary.pid == os.getpid()
     assert summary.cleanup == {r.name: r.status for r in results}
+
+
+def test_the_ops_redis_clients_close_with_the_worker(redis_server):
+    import redis
+
+    from apps.ops.breakers import all_statuses
+    from apps.ops.health.checks import CacheCheck
+
+    django_apps.get_app_config("ops").ready()  # the fixture above left only the built-in tasks
+    assert {"breakers-redis", "health-redis"} <= {task.name for task in shutdown.registered_cleanups()}
+    all_statuses()  # opens the breakers' client
+    CacheCheck().run()  # opens the health check's private PING client
+    admin = redis.Redis(port=redis_server.port, client_name="test-admin")
+    others = {c["addr"]: c["name"] for c in admin.client_list() if c["name"] != "test-admin"}
+    assert "dotmac-breakers" in others.values()
+    assert len(others) >= 2
+
+    results = shutdown.run_cleanups()
+
+    assert all(result.status == "ok" for result in results)
+    remaining = {c["addr"] for c in admin.client_list() if c["name"] != "test-admin"}
+    assert not remaining & set(others)

@@ -185,6 +185,12 @@ class BreakerRegistry:
             self._link = None
             self._status_script = None
 
+    def disconnect(self) -> None:
+        """Close this process's Redis connections (a shutdown cleanup task); state stays in Redis."""
+        link = self._link
+        if link is not None:
+            link.client.connection_pool.disconnect()
+
     def _after_fork_in_child(self) -> None:
         # A child must not inherit a lock held by another thread of its parent, nor its sockets.
         self._lock = threading.Lock()

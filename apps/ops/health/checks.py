@@ -125,6 +125,14 @@ class CacheCheck(HealthCheck):
             raise CheckFailed("cache did not return the value it stored")
 
     @classmethod
+    def disconnect(cls) -> None:
+        """Close the private PING clients of this process (a shutdown cleanup task)."""
+        with cls._ping_clients_lock:
+            clients = [client for pid, client in cls._ping_clients.values() if pid == os.getpid()]
+        for client in clients:
+            client.connection_pool.disconnect()
+
+    @classmethod
     def _ping_client(cls, cache_client):
         """A private client on the cache's server and timeouts, with redis-py's retries turned off.
 
