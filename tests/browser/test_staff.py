@@ -226,7 +226,14 @@ def log_in(page, site: Site, path: str, username: str, password: str) -> None:
     page.goto(site.url(path))
     page.locator("input[name=username]").fill(username)
     page.locator("input[name=password]").fill(password)
-    page.locator("form [type=submit]").click()
+    with page.expect_navigation():
+        page.locator("form [type=submit]").click()
+
+
+def submit(page, button: str) -> None:
+    """Click a form's button and wait until the page the answer leads to has loaded."""
+    with page.expect_navigation():
+        page.get_by_role("button", name=button).click()
 
 
 def plan_label(name: str) -> str:
@@ -242,7 +249,7 @@ def create_subscriber(page, name: str, email: str, plan: str) -> None:
     page.get_by_label("Name").fill(name)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Plan").select_option(label=plan_label(plan))
-    page.get_by_role("button", name="Save").click()
+    submit(page, "Save")
     expect(page.get_by_role("heading", name=name)).to_be_visible()
     expect(page.locator(".messages")).to_contain_text(f"Subscriber {name} created.")
     expect(page.locator(".heading .status")).to_have_text("Pending")
@@ -259,7 +266,7 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     expect(staff.locator(".topbar .tenant")).to_have_text(TENANT[1])
 
     create_subscriber(staff, "Rosalind Franklin", "rosalind@example.net", "Fibre 1000")
-    staff.get_by_role("button", name="Activate").click()
+    submit(staff, "Activate")
     expect(staff.locator(".messages")).to_contain_text("Rosalind Franklin is now active.")
     expect(staff.locator(".heading .status")).to_have_text("Active")
     expect(staff.get_by_role("button", name="Activate")).to_have_count(0)
@@ -272,14 +279,14 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     # Down: new connections are refused; a connection the app kept alive gets 503s from what is left.
     site.upstream.status = 503
     site.upstream.stop()
-    staff.get_by_role("button", name="Activate").click()
+    submit(staff, "Activate")
     expect(staff.locator(".messages")).to_have_text(unavailable)
     expect(staff.locator(".heading .status")).to_have_text("Pending")
     # Trying again while it is down: each failure counts, until the breaker opens.
     clicks = 1
     while site.breaker().get("state") != "open":
         assert clicks < site.breaker()["fail_max"], f"the breaker did not open: {site.breaker()}"
-        staff.get_by_role("button", name="Activate").click()
+        submit(staff, "Activate")
         clicks += 1
         expect(staff.locator(".messages")).to_have_text(unavailable)
         expect(staff.locator(".heading .status")).to_have_text("Pending")
@@ -302,7 +309,7 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     screenshot(operator, "circuit-breakers-open")
 
     row.get_by_role("checkbox").check()
-    operator.get_by_role("button", name="Reset selected").click()
+    submit(operator, "Reset selected")
     expect(operator.locator(".messagelist")).to_contain_text(f"Reset: {BREAKER}.")
     expect(row.locator('[data-field="state"]')).to_have_text("closed")
     expect(row.locator('[data-field="failure_count"]')).to_have_text("0")
@@ -317,6 +324,6 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     site.upstream.status = 200
     site.upstream.start()
     staff.get_by_role("link", name="Chien-Shiung Wu").click()
-    staff.get_by_role("button", name="Activate").click()
+    submit(staff, "Activate")
     expect(staff.locator(".messages")).to_contain_text("Chien-Shiung Wu is now active.")
     expect(staff.locator(".heading .status")).to_have_text("Active")
