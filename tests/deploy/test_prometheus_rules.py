@@ -117,10 +117,20 @@ def test_rule_thresholds_match_what_the_code_records(rules):
     # p95 > 1 s is exact only with a bucket boundary at 1 s.
     assert 1.0 in REQUEST_DURATION_BUCKETS
     assert "> 1\n" in by_name["HighLatency"]["expr"]
-    # health_check_status: 1 pass, 0.5 warn, 0 fail; "database" is a check the app runs for readiness.
-    ((_, matchers),) = selectors(by_name["DatabaseConnectionFailures"]["expr"])
-    assert matchers["check"] in settings.HEALTH_READY_CHECKS
-    assert "== 0" in by_name["DatabaseConnectionFailures"]["expr"]
+    # health_check_status: 1 pass, 0.5 warn, 0 fail. Each dependency alert must select the label
+    # values the app really exports for its readiness check (database:default, cache ...).
+    from apps.ops.health.config import readiness_checks
+
+    exported = [check.key for check in readiness_checks()]
+    for alert, check_name in [
+        ("DatabaseConnectionFailures", "database"),
+        ("RedisConnectionFailures", "cache"),
+    ]:
+        assert check_name in settings.HEALTH_READY_CHECKS
+        ((_, matchers),) = selectors(by_name[alert]["expr"])
+        matched = [key for key in exported if re.fullmatch(matchers["check"], key)]
+        assert matched and all(key.split(":")[0] == check_name for key in matched), (alert, exported)
+        assert "== 0" in by_name[alert]["expr"]
     from apps.ops.breakers import STATE_CODES, STATE_OPEN
 
     assert f"== {STATE_CODES[STATE_OPEN]}" in by_name["CircuitBreakerOpen"]["expr"]

@@ -434,35 +434,21 @@ def test_stopped_dependency_shows_as_a_failing_readiness_check_and_recovers(depl
 @pytest.mark.parametrize(
     ("check", "alert"),
     [
-        pytest.param(
-            "cache",
-            None,
-            marks=pytest.mark.xfail(
-                strict=True, reason="deploy/prometheus/rules/ has no alert on the cache (Redis) check"
-            ),
-        ),
-        pytest.param(
-            "database",
-            "DatabaseConnectionFailures",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason='DatabaseConnectionFailures selects check="database"; the app exports one series '
-                'per database alias, check="database:default"',
-            ),
-        ),
+        pytest.param("cache", "RedisConnectionFailures"),
+        pytest.param("database", "DatabaseConnectionFailures"),
     ],
 )
 def test_stopped_dependency_makes_its_alert_expression_return_a_series(deployment, check, alert):
     prometheus = deployment.prometheus
     rules = prometheus.alerting_rules()
     quiet = {name for name, rule in rules.items() if not prometheus.query(rule["query"])}
-    assert alert is None or alert in quiet
+    assert alert in quiet
 
     with outage(deployment, check):
         # Evaluated now, while the readiness metric shows the failure.
         returning = {name for name in quiet if prometheus.query(rules[name]["query"])}
         assert returning, f"with {check} down no alert expression returns a series; rules: {sorted(rules)}"
-        assert alert is None or alert in returning, returning
+        assert alert in returning, returning
         for name in returning:
             wait_for_alert(prometheus, name, active=True, pod=TARGET_LABELS["pod"])
         assert_scraped(prometheus)
