@@ -5,6 +5,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import TemplateView
 
+admin.site.site_header = "DotMac Platform administration"
+admin.site.site_title = "DotMac Platform admin"
+admin.site.index_title = "Operations and tenants"
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
