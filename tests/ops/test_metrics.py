@@ -264,3 +264,34 @@ def test_breaker_state_is_read_at_scrape_time(client):
     finally:
         reset_breaker(name, reason="test cleanup")
         clear_local_breakers()
+
+
+def test_a_command_with_an_unusable_multiprocess_dir_still_runs(tmp_path):
+    """The migrate Job shares the pods' ConfigMap (PROMETHEUS_MULTIPROC_DIR) but not their volume."""
+    import os
+    import sys
+    from pathlib import Path
+
+    project = Path(__file__).resolve().parent.parent.parent
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="dotmac.settings",
+        DATA_DIR=str(tmp_path),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-mounted"),
+        PYTHONPATH=str(project),
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "metrics stay in memory" in result.stdout + result.stderr
+    assert not (tmp_path / "not-mounted").exists()

@@ -9,8 +9,33 @@ The two per-request metrics are registered through django-prometheus' ``Metrics`
 fifteen series per request and costs a fifth of a trivial view's throughput.
 """
 
+import logging
+import os
+
 from django_prometheus.middleware import Metrics
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, values
+
+logger = logging.getLogger(__name__)
+
+
+def _keep_values_in_memory_without_a_usable_directory() -> None:
+    """Record in memory when ``PROMETHEUS_MULTIPROC_DIR`` names a directory this process cannot use.
+
+    Only the server prepares that directory (``deploy/gunicorn.conf.py``). Other processes that
+    inherit the variable (``manage.py migrate`` in a Job with the same ConfigMap, on a read-only
+    filesystem) would otherwise fail on their first metric. Read from the environment, at import,
+    because that is when and where prometheus_client itself decides; runs before any metric value
+    exists.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if directory and not (os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)):
+        values.ValueClass = values.MutexValue
+        logger.warning(
+            "PROMETHEUS_MULTIPROC_DIR %s is not a writable directory: metrics stay in memory", directory
+        )
+
+
+_keep_values_in_memory_without_a_usable_directory()
 
 # One bucket is exactly 1 s: the HighLatency alert asks for p95 > 1 s. Nine buckets (+Inf) keep
 # the series per (method, route, tenant) at twelve.
