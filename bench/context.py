@@ -30,6 +30,14 @@ _SCRUBBED_PREFIXES = (
 )  # fmt: skip
 
 
+def stop_all(*servers: Gunicorn) -> None:
+    """Stop several servers at once (their shutdowns overlap)."""
+    for server in servers:
+        server.quit()
+    for server in servers:
+        server.stop()
+
+
 @dataclass(frozen=True)
 class Sizes:
     """How much of everything a run does. ``FULL`` is ``make bench``; ``SMOKE`` proves the code runs."""
@@ -168,13 +176,12 @@ class Bench:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self._python("manage.py", "migrate", "--noinput", "-v0")
+        tenants = max((*self.sizes.growth_tenants, self.sizes.scrape_tenants, self.sizes.memory_tenants))
+        seeded = self._python("-m", "bench.seed", "--migrate", f"--tenants={tenants}", "--subscribers=50")
+        self.seed = marked_json(seeded)
         _, errors = collectstatic.communicate(timeout=300)
         if collectstatic.returncode != 0:
             raise BenchError(f"collectstatic failed: {errors}")
-        tenants = max((*self.sizes.growth_tenants, self.sizes.scrape_tenants, self.sizes.memory_tenants))
-        seeded = self._python("-m", "bench.seed", "--tenants", str(tenants), "--subscribers", "50")
-        self.seed = marked_json(seeded)
 
     def close(self) -> None:
         self.stop_shared()
@@ -299,15 +306,11 @@ class Bench:
             for server in servers:
                 server.wait_ready()
         except BaseException:
-            for server in servers:
-                server.stop()
+            stop_all(*servers)
             raise
         return list(servers)
 
     def stop_shared(self) -> None:
         """Stop the shared servers, all at once."""
-        for server in self._servers.values():
-            server.quit()
-        for server in self._servers.values():
-            server.stop()
+        stop_all(*self._servers.values())
         self._servers.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from bench.context import Bench, ServerSpec
+from bench.context import Bench, ServerSpec, stop_all
 from bench.load import try_get
 from bench.report import BenchError, Row
 from bench.servers import THREADS_PER_WORKER, Gunicorn, wait_until
@@ -80,8 +80,7 @@ def drain_times(bench: Bench) -> list[Row]:
                 )
             )
     finally:
-        for server in servers:
-            server.stop()
+        stop_all(*servers)
     return rows
 
 

@@ -9,7 +9,7 @@ import os
 import re
 import statistics
 
-from bench.context import Bench, ServerSpec
+from bench.context import Bench, ServerSpec, stop_all
 from bench.load import run_wrk
 from bench.report import BenchError, Row
 from bench.servers import Gunicorn
@@ -78,8 +78,7 @@ def scrape_after_recycles(bench: Bench) -> list[Row]:
         )
         files = {"steady": _metrics_files(steady), "recycled": _metrics_files(recycling)}
     finally:
-        steady.stop()
-        recycling.stop()
+        stop_all(steady, recycling)
     return [
         Row(
             "metrics_scrape_recycles",
