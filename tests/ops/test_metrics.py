@@ -281,9 +281,11 @@ def test_a_command_with_an_unusable_multiprocess_dir_still_runs(tmp_path):
     env.update(
         DJANGO_SETTINGS_MODULE="dotmac.settings",
         DATA_DIR=str(tmp_path),
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-mounted"),
+        # Cannot be created: its parent is a file (as a path on a read-only filesystem cannot).
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "a-file" / "prometheus"),
         PYTHONPATH=str(project),
     )
+    (tmp_path / "a-file").write_text("")
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=project,
@@ -294,4 +296,3 @@ def test_a_command_with_an_unusable_multiprocess_dir_still_runs(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "metrics stay in memory" in result.stdout + result.stderr
-    assert not (tmp_path / "not-mounted").exists()

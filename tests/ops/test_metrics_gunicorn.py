@@ -300,8 +300,9 @@ def test_exposition_of_all_workers_passes_promtool(start_gunicorn, three_tenants
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 
-def test_scrape_needs_the_token_under_gunicorn(start_gunicorn):
-    server = start_gunicorn()
+def test_production_process_model_counts_and_needs_the_token(start_gunicorn, three_tenants):
+    # No preload: every worker imports the application itself after the master prepared the directory.
+    server = start_gunicorn(GUNICORN_CMD_ARGS="", GUNICORN_MAX_REQUESTS="7", TENANT_HEADER_ENABLED="true")
     assert server.request("/metrics")[0] == 401
     assert server.request("/metrics", headers={"Authorization": "Bearer wrong"})[0] == 401
     assert server.request("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 200
@@ -310,6 +311,13 @@ def test_scrape_needs_the_token_under_gunicorn(start_gunicorn):
         "/metrics", headers={"Authorization": f"Bearer {TOKEN}", "Host": "10.0.0.7:8000"}
     )
     assert status == 200
+
+    assert send_all(server, tenant_requests({"alpha": 12, "beta": 8})) == {200: 20}
+    home = Counter()
+    for labels, value in http_requests(server.scrape()).items():
+        if dict(labels)["route"] == "home":
+            home[dict(labels)["tenant"]] += value
+    assert home == {"alpha": 12, "beta": 8}
 
 
 def test_metrics_dir_is_wiped_at_start(start_gunicorn, tmp_path):

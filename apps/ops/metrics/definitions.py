@@ -21,14 +21,22 @@ logger = logging.getLogger(__name__)
 def _keep_values_in_memory_without_a_usable_directory() -> None:
     """Record in memory when ``PROMETHEUS_MULTIPROC_DIR`` names a directory this process cannot use.
 
-    Only the server prepares that directory (``deploy/gunicorn.conf.py``). Other processes that
-    inherit the variable (``manage.py migrate`` in a Job with the same ConfigMap, on a read-only
-    filesystem) would otherwise fail on their first metric. Read from the environment, at import,
-    because that is when and where prometheus_client itself decides; runs before any metric value
-    exists.
+    The server prepares that directory (``deploy/gunicorn.conf.py``); a process that imports this
+    first (a preloaded app) creates it, and the server wipes it before any worker starts. A process
+    that inherits the variable but can neither find nor create the directory (``manage.py migrate``
+    in a Job sharing the pods' ConfigMap, on a read-only root filesystem) would otherwise fail on
+    its first metric. Read from the environment, at import, because that is when and where
+    prometheus_client itself decides; runs before any metric value exists.
     """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-    if directory and not (os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK)):
+    if not directory:
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+        usable = os.access(directory, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
         values.ValueClass = values.MutexValue
         logger.warning(
             "PROMETHEUS_MULTIPROC_DIR %s is not a writable directory: metrics stay in memory", directory

@@ -113,7 +113,10 @@ _open_archives: dict[str, _Archive] = {}  # by absolute file name; used by the m
 
 def _archive(filename: str) -> _Archive:
     archive = _open_archives.get(filename)
-    if archive is None or not os.path.exists(filename):  # first fold, or the directory was wiped
+    if archive is not None and not os.path.exists(filename):  # the directory was wiped meanwhile
+        archive.close()
+        archive = None
+    if archive is None:
         archive = _open_archives[filename] = _Archive(filename)
     return archive
 
