@@ -48,7 +48,7 @@ from tests.e2e.prometheus import (
     shipped_alert_names,
 )
 from tests.e2e.web_client import StaffSession
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer, wait_until
 from tests.upstream import Upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.servers, pytest.mark.slow]
@@ -441,6 +441,12 @@ def test_stopped_dependency_shows_as_a_failing_readiness_check_and_recovers(depl
 def test_stopped_dependency_makes_its_alert_expression_return_a_series(deployment, check, alert):
     prometheus = deployment.prometheus
     rules = prometheus.alerting_rules()
+    # The previous outage of this module may still be in the last scrape: let it settle first.
+    wait_until(
+        lambda: not prometheus.query(rules[alert]["query"]),
+        timeout=15,
+        message=f"{alert} quiet before the outage",
+    )
     quiet = {name for name, rule in rules.items() if not prometheus.query(rule["query"])}
     assert alert in quiet
 

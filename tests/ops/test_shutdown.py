@@ -236,7 +236,14 @@ def _assert_cleanup_ran_in_every_worker(server: Server) -> dict[int, dict]:
     summaries = server.drain_summaries()
     assert set(summaries) == server.worker_pids(), server.records()[-20:]
     for summary in summaries.values():
-        assert summary["cleanup"] == {"drain-site": "ok", "database": "ok", "redis": "ok", "logs": "ok"}
+        assert summary["cleanup"] == {
+            "drain-site": "ok",
+            "breakers-redis": "ok",
+            "health-redis": "ok",
+            "database": "ok",
+            "redis": "ok",
+            "logs": "ok",
+        }
     cleanup_pids = {r["pid"] for r in server.records() if r.get("message") == "drain-site cleanup ran"}
     assert cleanup_pids == server.worker_pids()
     return summaries
