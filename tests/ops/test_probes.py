@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from apps.ops import health, shutdown
 from apps.ops.health import mark_broken
 from apps.ops.health.runner import reset as reset_cached_results
 from apps.ops.probes import with_wsgi_liveness
+from tests.gunicorn import GunicornServer
 from tests.servers import PostgresServer, RedisServer, free_port, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -450,38 +453,23 @@ def http_get(
 @contextlib.contextmanager
 def gunicorn(env: dict, *, workers: int = 1) -> Iterator[int]:
     """A real gunicorn with the project's config on a free port; stopped (SIGTERM) at the end."""
-    port = free_port()
-    process = subprocess.Popen(
-        [str(PROJECT_DIR / ".venv/bin/gunicorn"), "-c", "deploy/gunicorn.conf.py"],
-        cwd=PROJECT_DIR,
-        env={
-            **env,
-            "PORT": str(port),
-            "WEB_CONCURRENCY": str(workers),
-            "LOG_LEVEL": "warning",
-            "OPS_API_TOKEN": TOKEN,  # so a failed assertion can show the detailed report
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-
-        def live() -> bool:
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                return http_get(port, "/live", timeout=1).status == 200
-            except OSError:
-                return False
-
-        wait_until(live, timeout=30, message="gunicorn to answer /live")
-        yield port
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="dotmac-probes-") as log_dir:
+        server = GunicornServer(
+            {
+                **env,
+                "WEB_CONCURRENCY": str(workers),
+                "LOG_LEVEL": "warning",
+                "OPS_API_TOKEN": TOKEN,  # so a failed assertion can show the detailed report
+            },
+            log_dir=Path(log_dir),
+            stop_signal=signal.SIGTERM,
+            stop_timeout=15,
+        )
+        server.start(timeout=30)
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield server.port
+        finally:
+            server.stop()
 
 
 def wait_for_status(port: int, path: str, expected: int, *, timeout: float, max_latency: float) -> float:
