@@ -16,35 +16,42 @@ import shutil
 import signal
 import string
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.gunicorn import GunicornServer
 from tests.servers import free_port, wait_until
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 TOKEN = "scrape-token-for-tests"
 BASE_DOMAIN = "dotmac.test"
 TENANTS = ("alpha", "beta", "gamma")
 
 
-@dataclass
-class Gunicorn:
-    port: int
-    metrics_dir: Path
-    log_dir: Path
-    process: subprocess.Popen
-    _logs: list = field(default_factory=list)
+class Gunicorn(GunicornServer):
+    """The server under test, with its metrics directory; a quick stop (SIGQUIT) at the end."""
+
+    def __init__(self, env: dict[str, str], *, port: int, log_dir: Path) -> None:
+        super().__init__(
+            env,
+            port=port,
+            log_dir=log_dir,
+            args=["--log-level", "info"],
+            stop_signal=signal.SIGQUIT,  # quick stop; the drain is tested elsewhere
+            stop_timeout=30,
+        )
+        self.metrics_dir = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+
+    def is_serving(self) -> bool:
+        # HEAD, so that the GET counts the tests assert on start at zero.
+        return self.request("/metrics", method="HEAD")[0] == 401
 
     def request(
         self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None
@@ -67,18 +74,7 @@ class Gunicorn:
         return len(glob.glob(str(self.metrics_dir / "*.db")))
 
     def workers_booted(self) -> int:
-        return (self.log_dir / "gunicorn.err").read_text().count("Booting worker with pid")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # quick stop; the drain is tested elsewhere
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        for log in self._logs:
-            log.close()
+        return self.stderr_text().count("Booting worker with pid")
 
 
 @pytest.fixture
@@ -90,7 +86,6 @@ def start_gunicorn(server_env, tmp_path):
         metrics_dir = tmp_path / f"prometheus-{port}"
         env = dict(server_env)
         env.update(
-            PORT=str(port),
             WEB_CONCURRENCY="4",
             GUNICORN_THREADS="2",
             GUNICORN_MAX_REQUESTS="0",
@@ -104,28 +99,9 @@ def start_gunicorn(server_env, tmp_path):
             LOG_LEVEL="warning",
         )
         env.update(extra_env)
-        metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
-        logs = [open(tmp_path / "gunicorn.out", "ab"), open(tmp_path / "gunicorn.err", "ab")]
-        process = subprocess.Popen(
-            [GUNICORN, "-c", "deploy/gunicorn.conf.py", "--log-level", "info"],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=logs[0],
-            stderr=logs[1],
-        )
-        server = Gunicorn(port, metrics_dir, tmp_path, process, logs)
+        server = Gunicorn(env, port=port, log_dir=tmp_path)
         started.append(server)
-
-        def serving() -> bool:
-            assert process.poll() is None, (tmp_path / "gunicorn.err").read_text()[-3000:]
-            try:
-                # HEAD, so that the GET counts the tests assert on start at zero.
-                return server.request("/metrics", method="HEAD")[0] == 401
-            except OSError:
-                return False
-
-        wait_until(serving, timeout=60, message="gunicorn to serve")
-        return server
+        return server.start(timeout=60)
 
     yield start
     for server in started:
