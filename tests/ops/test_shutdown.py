@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,13 +26,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.gunicorn import GUNICORN, PROJECT_DIR, GunicornServer
 from tests.servers import free_port, wait_until
 from tests.upstream import Upstream
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
-GUNICORN = str(Path(sys.executable).parent / "gunicorn")
 SLOW_SECONDS = 3.0
 
 
@@ -105,21 +103,33 @@ def request(port: int, path: str, *, method: str = "GET", timeout: float = 15, *
 # --- The server under test --------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    port: int
-    process: subprocess.Popen
-    log_dir: Path
+class Server(GunicornServer):
+    """The server under test; whatever a test leaves running is killed (SIGKILL) at the end."""
+
+    def __init__(self, env: dict[str, str], *, port: int, log_dir: Path, **popen_kwargs) -> None:
+        super().__init__(
+            env,
+            port=port,
+            log_dir=log_dir,
+            stop_signal=signal.SIGKILL,
+            stop_timeout=10,
+            popen_kwargs=popen_kwargs,
+        )
+
+    def is_serving(self) -> bool:
+        try:
+            return request(self.port, "/live", timeout=2).status == 200
+        except (NotAccepted, Broken):
+            return False
 
     @property
     def errors(self) -> str:
         """gunicorn's own log (stderr)."""
-        return (self.log_dir / "gunicorn.err").read_text(errors="replace")
+        return self.stderr_text()
 
     def records(self) -> list[dict]:
         """The JSON lines on stdout: the access log and the application's log records."""
-        text = (self.log_dir / "gunicorn.out").read_text(errors="replace")
-        complete_lines = text.split("\n")[:-1]  # the last one may be half written
+        complete_lines = self.stdout_text().split("\n")[:-1]  # the last one may be half written
         return [json.loads(line) for line in complete_lines if line.startswith("{")]
 
     def worker_pids(self) -> set[int]:
@@ -128,15 +138,6 @@ class Server:
     def ready_worker_pids(self) -> set[int]:
         """Workers that loaded the application and installed the drain handlers."""
         return {int(pid) for pid in re.findall(r"Worker ready \(pid: (\d+)\)", self.errors)}
-
-    def send(self, sig: signal.Signals) -> float:
-        os.kill(self.process.pid, sig)
-        return time.monotonic()
-
-    def wait_for_exit(self, timeout: float) -> tuple[int, float]:
-        """(exit status, monotonic time of exit) of the master."""
-        self.process.wait(timeout=timeout)
-        return self.process.returncode, time.monotonic()
 
     def drain_summaries(self) -> dict[int, dict]:
         return {
@@ -150,7 +151,6 @@ def _base_env(server_env: dict[str, str], tmp: Path, port: int, upstream: Upstre
     env.update(
         DJANGO_SETTINGS_MODULE="tests.ops.drain_site.settings",
         DRAIN_TEST_UPSTREAM_URL=upstream.url,
-        PORT=str(port),
         WEB_CONCURRENCY="2",
         GUNICORN_THREADS="4",
         # No recycling: the workers that booted are the workers that drain.
@@ -168,31 +168,18 @@ def _base_env(server_env: dict[str, str], tmp: Path, port: int, upstream: Upstre
     return env
 
 
-def _launch(env: dict[str, str], log_dir: Path, **popen_kwargs) -> Server:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "gunicorn.out", "wb") as out, open(log_dir / "gunicorn.err", "wb") as err:
-        process = subprocess.Popen(
-            [GUNICORN, "-c", str(PROJECT_DIR / "deploy" / "gunicorn.conf.py")],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=out,
-            stderr=err,
-            **popen_kwargs,
+def _launch(env: dict[str, str], port: int, log_dir: Path, **popen_kwargs) -> Server:
+    server = Server(env, port=port, log_dir=log_dir, **popen_kwargs).start(timeout=60)
+    try:
+        workers = int(env["WEB_CONCURRENCY"])
+        wait_until(
+            lambda: len(server.ready_worker_pids()) == workers, timeout=30, message="every worker to boot"
         )
-    server = Server(int(env["PORT"]), process, log_dir)
-
-    def serving() -> bool:
-        assert process.poll() is None, server.errors[-3000:]
-        try:
-            return request(server.port, "/live", timeout=2).status == 200
-        except (NotAccepted, Broken):
-            return False
-
-    wait_until(serving, timeout=60, message="gunicorn to serve /live")
-    workers = int(env["WEB_CONCURRENCY"])
-    wait_until(lambda: len(server.ready_worker_pids()) == workers, timeout=30, message="every worker to boot")
-    ready = request(server.port, "/ready")
-    assert ready.status == 200, ready.body  # so a 503 later is the drain's doing
+        ready = request(server.port, "/ready")
+        assert ready.status == 200, ready.body  # so a 503 later is the drain's doing
+    except BaseException:
+        server.stop()
+        raise
     return server
 
 
@@ -211,15 +198,13 @@ def start_server(transactional_db, server_env, tmp_path, upstream):
         port = free_port()
         env = _base_env(server_env, tmp_path, port, upstream)
         env.update(settings)
-        server = _launch(env, tmp_path / f"logs-{port}")
+        server = _launch(env, port, tmp_path / f"logs-{port}")
         started.append(server)
         return server
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=10)
+        server.stop()
 
 
 def _in_flight(server: Server, upstream: Upstream, pool: ThreadPoolExecutor, count: int = 1) -> list[Future]:
@@ -277,7 +262,7 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
             {"csrfmiddlewaretoken": session.cookies["csrftoken"]},
         )
         wait_until(lambda: upstream.request_count == 1, timeout=15, message="the activation to be in flight")
-        sigterm = server.send(signal.SIGTERM)
+        sigterm = server.signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: draining" in server.errors, timeout=5, message="the drain to start")
 
         # Announce phase: /ready is 503 in every worker while a normal page is still served.
@@ -299,7 +284,7 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
         assert time.monotonic() < sigterm + drain_delay  # all of that happened during the announce phase
 
         reply = activation.result(timeout=30)
-        status, exited = server.wait_for_exit(timeout=drain_delay + SLOW_SECONDS + 10)
+        status, exited = server.wait_exit(timeout=drain_delay + SLOW_SECONDS + 10)
 
     assert (reply.status, reply.headers["location"]) == (302, f"/subscribers/{subscriber.pk}/")
     assert upstream.requests[0].path == "/subscribers"
@@ -325,8 +310,8 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
 
 def test_exit_is_prompt_when_nothing_is_in_flight(start_server):
     server = start_server(DRAIN_DELAY_SECONDS="0")
-    sigterm = server.send(signal.SIGTERM)
-    status, exited = server.wait_for_exit(timeout=10)
+    sigterm = server.signal(signal.SIGTERM)
+    status, exited = server.wait_exit(timeout=10)
     print(f"\ndrain with nothing in flight: {exited - sigterm:.2f} s")
     assert status == 0
     # Nothing waited for: not the graceful timeout (30 s), nothing fixed; the margin is for a busy machine.
@@ -339,10 +324,10 @@ def test_second_sigterm_and_sigint_during_the_drain_skip_no_step(start_server, u
     server = start_server(DRAIN_DELAY_SECONDS=str(drain_delay))
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
-        sigterm = server.send(signal.SIGTERM)
+        sigterm = server.signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: draining" in server.errors, timeout=5, message="the drain to start")
-        server.send(signal.SIGTERM)
-        server.send(signal.SIGINT)
+        server.signal(signal.SIGTERM)
+        server.signal(signal.SIGINT)
         wait_until(
             lambda: "SIGINT ignored: already draining" in server.errors, timeout=5, message="SIGINT handled"
         )
@@ -351,7 +336,7 @@ def test_second_sigterm_and_sigint_during_the_drain_skip_no_step(start_server, u
         assert request(server.port, "/ready").status == 503
         assert request(server.port, "/").status == 200
         reply = slow.result(timeout=30)
-        status, exited = server.wait_for_exit(timeout=drain_delay + SLOW_SECONDS + 10)
+        status, exited = server.wait_exit(timeout=drain_delay + SLOW_SECONDS + 10)
 
     assert reply.status == 200
     assert status == 0
@@ -365,10 +350,10 @@ def test_sigquit_during_the_drain_stops_immediately(start_server, upstream):
     server = start_server(DRAIN_DELAY_SECONDS=str(drain_delay))
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
-        server.send(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: draining" in server.errors, timeout=5, message="the drain to start")
-        sigquit = server.send(signal.SIGQUIT)
-        status, exited = server.wait_for_exit(timeout=10)
+        sigquit = server.signal(signal.SIGQUIT)
+        status, exited = server.wait_exit(timeout=10)
         with pytest.raises(Broken):
             slow.result(timeout=10)  # the request in flight was cut: that is what SIGQUIT means
     assert "SIGQUIT during the drain: stopping immediately" in server.errors
@@ -383,8 +368,8 @@ def test_request_longer_than_the_graceful_timeout_is_killed_and_logged(start_ser
     server = start_server(DRAIN_DELAY_SECONDS="0", GUNICORN_GRACEFUL_TIMEOUT="2")
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
-        sigterm = server.send(signal.SIGTERM)
-        status, exited = server.wait_for_exit(timeout=15)
+        sigterm = server.signal(signal.SIGTERM)
+        status, exited = server.wait_exit(timeout=15)
         with pytest.raises(Broken):
             slow.result(timeout=10)
     print(f"\ndrain with a request beyond the graceful timeout (2 s): {exited - sigterm:.2f} s")
@@ -402,7 +387,7 @@ def test_request_longer_than_the_graceful_timeout_is_killed_and_logged(start_ser
 def test_the_drain_survives_a_configuration_reload(start_server, upstream):
     server = start_server(DRAIN_DELAY_SECONDS="1")
     first_workers = server.worker_pids()
-    server.send(signal.SIGHUP)  # re-reads deploy/gunicorn.conf.py, replaces every worker
+    server.signal(signal.SIGHUP)  # re-reads deploy/gunicorn.conf.py, replaces every worker
     wait_until(
         lambda: len(server.ready_worker_pids() - first_workers) == 2 and "Worker exiting" in server.errors,
         timeout=30,
@@ -410,9 +395,9 @@ def test_the_drain_survives_a_configuration_reload(start_server, upstream):
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
-        server.send(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
         reply = slow.result(timeout=30)
-        status, _ = server.wait_for_exit(timeout=20)
+        status, _ = server.wait_exit(timeout=20)
     assert reply.status == 200
     assert status == 0
     assert "SIGTERM: draining; /ready answers 503 for 1.0 s" in server.errors
@@ -427,12 +412,12 @@ def _masters(server: Server) -> list[int]:
 def test_stopping_the_old_master_after_an_upgrade_keeps_the_new_one_serving(start_server):
     """USR2 starts a new master on the same sockets; the old one's drain must not shut them."""
     server = start_server(DRAIN_DELAY_SECONDS="0.5")
-    server.send(signal.SIGUSR2)
+    server.signal(signal.SIGUSR2)
     wait_until(lambda: len(_masters(server)) == 2, timeout=30, message="the new master to start")
     new_master = _masters(server)[1]
     wait_until(lambda: len(server.ready_worker_pids()) == 4, timeout=60, message="the new workers to boot")
     try:
-        server.send(signal.SIGTERM)  # the old master drains and exits
+        server.signal(signal.SIGTERM)  # the old master drains and exits
         answers: Counter = Counter()
         while server.process.poll() is None:
             answers[request(server.port, "/", timeout=5).status] += 1
@@ -517,9 +502,9 @@ def test_under_load_every_accepted_request_gets_a_complete_response(start_server
     for client in clients:
         client.start()
     wait_until(lambda: counts.ok >= 100, timeout=30, message="load to build up")
-    sigterm = server.send(signal.SIGTERM)
+    sigterm = server.signal(signal.SIGTERM)
     stop_serving.append(sigterm + drain_delay - 0.05)
-    status, exited = server.wait_for_exit(timeout=30)
+    status, exited = server.wait_exit(timeout=30)
     # Keep knocking a little after the exit: those attempts must be refused, never half-served.
     wait_until(lambda: counts.not_accepted >= 16, timeout=10, message="clients to find the door closed")
     stop.set()
@@ -596,7 +581,7 @@ def test_post_creating_a_subscriber_commits_fully_or_leaves_no_row(
         outcomes[email] = session.create_subscriber(email, plan.pk).status
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)  # keeps its worker busy draining meanwhile
-        server.send(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
         wait_until(
             lambda: "listeners closed" in server.errors, timeout=10, message="the workers to be stopped"
         )
@@ -615,7 +600,7 @@ def test_post_creating_a_subscriber_commits_fully_or_leaves_no_row(
         for index, session in enumerate(sessions):
             post_until_refused(index, session)
         assert slow.result(timeout=30).status == 200
-        status, _ = server.wait_for_exit(timeout=30)
+        status, _ = server.wait_exit(timeout=30)
     assert status == 0
 
     committed = set(Subscriber.objects.filter(tenant=tenant).values_list("email", flat=True))
@@ -657,7 +642,7 @@ def test_runs_as_non_root_with_read_only_project_and_only_tmp_writable(
             PROMETHEUS_MULTIPROC_DIR=str(runtime / "prometheus"),
             DRAIN_DELAY_SECONDS="1",
         )
-        server = _launch(env, runtime / "logs", **as_user)
+        server = _launch(env, port, runtime / "logs", **as_user)
         try:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 [slow] = _in_flight(server, upstream, pool)
@@ -665,12 +650,11 @@ def test_runs_as_non_root_with_read_only_project_and_only_tmp_writable(
                     status_text = Path(f"/proc/{pid}/status").read_text()
                     uid = re.search(r"^Uid:\s+(\d+)", status_text, re.M).group(1)
                     assert int(uid) == pwd.getpwnam(user).pw_uid
-                server.send(signal.SIGTERM)
+                server.signal(signal.SIGTERM)
                 reply = slow.result(timeout=30)
-                status, _ = server.wait_for_exit(timeout=20)
+                status, _ = server.wait_exit(timeout=20)
         finally:
-            if server.process.poll() is None:
-                server.process.kill()
+            server.stop()
         assert reply.status == 200
         assert status == 0
         _assert_cleanup_ran_in_every_worker(server)
