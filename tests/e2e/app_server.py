@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ServerError, free_port, wait_until
+from tests.gunicorn import PROJECT_DIR, GunicornServer
+from tests.servers import ServerError, free_port
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 WORKERS = 4
 # What the ingress would send after terminating TLS (gunicorn trusts it from 127.0.0.1).
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
@@ -134,16 +133,16 @@ class Answer:
         return self.body.decode("utf-8", "replace")
 
 
-@dataclass
-class AppServer:
+class AppServer(GunicornServer):
     """A running gunicorn master with its workers; :meth:`stop` ends it with SIGTERM (the drain)."""
 
-    port: int
-    secrets: Secrets
-    env: dict[str, str]
-    log_dir: Path
-    tls: bool
-    process: subprocess.Popen | None = None
+    def __init__(
+        self, env: Mapping[str, str], *, port: int, secrets: Secrets, log_dir: Path, tls: bool
+    ) -> None:
+        # SIGTERM: the production drain (its announce phase is 0 s here), then wait for the exit.
+        super().__init__(env, port=port, log_dir=log_dir, stop_signal=signal.SIGTERM, stop_timeout=40)
+        self.secrets = secrets
+        self.tls = tls
 
     @property
     def host(self) -> str:
@@ -184,11 +183,13 @@ class AppServer:
         finally:
             connection.close()
 
+    def is_serving(self) -> bool:
+        return self.request("GET", "/live", forwarded_https=False, timeout=2).status == 200
+
     def access_log(self) -> list[dict]:
         """The JSON access-log entries gunicorn wrote so far (``path``, ``status``, ``pid``...)."""
         entries = []
-        path = self.log_dir / "gunicorn.out"
-        for line in path.read_text(errors="replace").splitlines() if path.exists() else []:
+        for line in self.stdout_text().splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -196,52 +197,6 @@ class AppServer:
             if isinstance(entry, dict) and entry.get("logger") == "gunicorn.access":
                 entries.append(entry)
         return entries
-
-    def log_tail(self, characters: int = 4000) -> str:
-        text = ""
-        for name in ("gunicorn.err", "gunicorn.out"):
-            path = self.log_dir / name
-            if path.exists():
-                text += f"--- {name} ---\n{path.read_text(errors='replace')[-characters:]}\n"
-        return text
-
-    def start(self) -> AppServer:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        out, err = open(self.log_dir / "gunicorn.out", "ab"), open(self.log_dir / "gunicorn.err", "ab")
-        with out, err:
-            self.process = subprocess.Popen(
-                [str(GUNICORN), "-c", "deploy/gunicorn.conf.py"],
-                cwd=PROJECT_DIR,
-                env=self.env,
-                stdout=out,
-                stderr=err,
-            )
-
-        def live() -> bool:
-            if self.process.poll() is not None:
-                raise ServerError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                return self.request("GET", "/live", forwarded_https=False, timeout=2).status == 200
-            except OSError:
-                return False
-
-        try:
-            wait_until(live, timeout=60, interval=0.1, message=f"gunicorn on {self.port} to answer /live")
-        except TimeoutError as exc:
-            self.stop()
-            raise ServerError(f"{exc}\n{self.log_tail()}") from exc
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM: the production drain (its announce phase is 0 s here), then wait for the exit."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
 
 
 def production_server(
@@ -272,7 +227,6 @@ def production_server(
         TENANT_HEADER_ENABLED="true",
         STATIC_ROOT=str(static_root),
         DATA_DIR=str(run_dir / "data"),
-        PORT=str(port),
         GUNICORN_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY=str(WORKERS),
         GUNICORN_RUNTIME_DIR=str(run_dir / "runtime"),
