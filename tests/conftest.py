@@ -6,14 +6,12 @@ stopped when the session ends. If one cannot start, the session fails with the s
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisServer, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -62,19 +60,7 @@ def _clear_cache_and_tenant_resolution(real_servers):
 def server_env(postgres_server, redis_server) -> dict[str, str]:
     """Environment for a subprocess (gunicorn, manage.py) using the test database and Redis."""
     db_name = settings.DATABASES["default"]["NAME"]
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="dotmac.settings",
-        DATABASE_URL=postgres_server.url(db_name),
-        REDIS_URL=redis_server.url,
-        PYTHONPATH=str(PROJECT_DIR),
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-    )
-    return env
+    return subprocess_env(DATABASE_URL=postgres_server.url(db_name), REDIS_URL=redis_server.url)
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ServerError, free_port, wait_until
+from tests.servers import PROJECT_DIR, ServerError, free_port, wait_until
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 CONFIG = PROJECT_DIR / "deploy" / "gunicorn.conf.py"
 

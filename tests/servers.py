@@ -2,7 +2,8 @@
 
 Each server binds 127.0.0.1 on a free port, keeps its files in a temporary directory and is stopped
 by whoever started it. When the tests run as root (CI), PostgreSQL runs as the ``postgres`` user,
-because ``initdb`` refuses root.
+because ``initdb`` refuses root. :func:`subprocess_env` is the environment project subprocesses
+(gunicorn, ``manage.py``) start from.
 """
 
 from __future__ import annotations
@@ -13,13 +14,33 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
 
 class ServerError(RuntimeError):
     """A test server could not start; the message says why and how to fix it."""
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """This process's environment without settings of its own, plus ``overrides``, for a project
+    subprocess (gunicorn, manage.py): the project's settings module and import path, this venv first."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="dotmac.settings",
+        PYTHONPATH=str(PROJECT_DIR),
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+    )
+    env.update(overrides)
+    return env
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.gunicorn import PROJECT_DIR, GunicornServer
-from tests.servers import ServerError, free_port
+from tests.servers import ServerError, free_port, subprocess_env
 
 WORKERS = 4
 # What the ingress would send after terminating TLS (gunicorn trusts it from 127.0.0.1).
@@ -50,22 +50,6 @@ class Secrets:
     django_secret_key: str = field(default_factory=_secret)
     metrics_bearer_token: str = field(default_factory=_secret)
     ops_api_token: str = field(default_factory=_secret)
-
-
-def subprocess_env(**overrides: str) -> dict[str, str]:
-    """This process's environment without settings of its own, plus ``overrides``, for a subprocess."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "DATABASE_", "REDIS_", "PYTEST_"))
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="dotmac.settings",
-        PYTHONPATH=str(PROJECT_DIR),
-        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-    )
-    env.update(overrides)
-    return env
 
 
 def manage(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
