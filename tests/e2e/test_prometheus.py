@@ -453,13 +453,12 @@ def test_stopped_dependency_makes_its_alert_expression_return_a_series(deploymen
     with outage(deployment, check):
         # Evaluated now, while the readiness metric shows the failure.
         returning = {name for name in quiet if prometheus.query(rules[name]["query"])}
-        assert returning, f"with {check} down no alert expression returns a series; rules: {sorted(rules)}"
         assert alert in returning, returning
-        for name in returning:
-            wait_for_alert(prometheus, name, active=True, pod=TARGET_LABELS["pod"])
+        # The dependency's own alert fires for this pod; alerts grouped without a pod label
+        # (CircuitBreakerOpen) that may also fire meanwhile are not this test's subject.
+        wait_for_alert(prometheus, alert, active=True, pod=TARGET_LABELS["pod"])
         assert_scraped(prometheus)
-    for name in returning:
-        wait_for_alert(prometheus, name, active=False)
+    wait_for_alert(prometheus, alert, active=False)
 
 
 def test_stopped_server_fires_platform_down(deployment):
