@@ -65,7 +65,7 @@ class Sizes:
 
 
 FULL = Sizes(
-    rounds=6,
+    rounds=5,
     workers=2,  # the production default (WEB_CONCURRENCY)
     scrape_workers=4,
     load_seconds=3,
@@ -74,7 +74,7 @@ FULL = Sizes(
     latency_seconds=5,
     scrape_tenants=100,
     recycles=500,
-    scrape_samples=15,
+    scrape_samples=5,
     growth_tenants=(10, 100, 1000),
     memory_tenants=100,
     memory_warmup_requests=1000,

@@ -24,6 +24,7 @@ _LUA = r"""
 local paths = {%(paths)s}
 local tenants = {%(tenants)s}
 local limit = %(limit)d
+local per_tenant = %(per_tenant)d
 local thread_count = 0
 
 setup = function(thread)
@@ -35,14 +36,18 @@ init = function(args)
   prepared = {}
   local base = {}
   for name, value in pairs(wrk.headers) do base[name] = value end
-  for _, path in ipairs(paths) do
-    if #tenants == 0 then
-      prepared[#prepared + 1] = wrk.format(nil, path, base)
-    else
-      for _, tenant in ipairs(tenants) do
-        local headers = {}
-        for name, value in pairs(base) do headers[name] = value end
-        headers["X-Tenant-ID"] = tenant
+  if #tenants == 0 then
+    for _, path in ipairs(paths) do prepared[#prepared + 1] = wrk.format(nil, path, base) end
+  else
+    -- Each tenant gets per_tenant paths (all when 0), consecutive tenants the next ones along.
+    local count = #paths
+    if per_tenant > 0 and per_tenant < count then count = per_tenant end
+    for index, tenant in ipairs(tenants) do
+      local headers = {}
+      for name, value in pairs(base) do headers[name] = value end
+      headers["X-Tenant-ID"] = tenant
+      for step = 0, count - 1 do
+        local path = paths[((index - 1) * count + step) %% #paths + 1]
         prepared[#prepared + 1] = wrk.format(nil, path, headers)
       end
     end
@@ -142,6 +147,7 @@ def run_wrk(
     *,
     paths: Sequence[str] = ("/",),
     tenants: Sequence[str] = (),
+    paths_per_tenant: int = 0,
     seconds: int = 3,
     connections: int = 16,
     threads: int = 2,
@@ -149,14 +155,16 @@ def run_wrk(
     total_requests: int = 0,
     timeout_seconds: int = 5,
 ) -> LoadResult:
-    """Drive ``base_url`` with the plan ``paths`` x ``tenants`` (``X-Tenant-ID``), for ``seconds``
-    or, when ``total_requests`` is set, until about that many responses arrived (``seconds`` caps it)."""
+    """Drive ``base_url`` with the plan ``paths`` x ``tenants`` (``X-Tenant-ID``; each tenant gets
+    ``paths_per_tenant`` of the paths, all when 0), for ``seconds`` or, when ``total_requests`` is
+    set, until about that many responses arrived (``seconds`` caps it)."""
     threads = max(1, min(threads, connections))
     limit = -(-total_requests // threads) if total_requests else 0
     script = _LUA % {
         "paths": _lua_strings(paths),
         "tenants": _lua_strings(tenants),
         "limit": limit,
+        "per_tenant": paths_per_tenant,
         "threads": threads,
         "mark": JSON_MARK,
         "thread_done": _THREAD_DONE,

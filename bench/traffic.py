@@ -16,19 +16,26 @@ def route_paths(bench: Bench) -> list[str]:
 
 
 def send_once(
-    bench: Bench, server: Gunicorn, tenants: list[str], *, allow_socket_errors: bool = False
+    bench: Bench,
+    server: Gunicorn,
+    tenants: list[str],
+    *,
+    routes_per_tenant: int = 0,
+    allow_socket_errors: bool = False,
 ) -> LoadResult:
-    """Every route for every tenant in ``tenants`` (``X-Tenant-ID``), about once each.
+    """Every route (or ``routes_per_tenant`` of them, a different slice for each next tenant) for
+    every tenant in ``tenants`` (``X-Tenant-ID``), about once each.
 
     Responses ≥ 400 are expected (anonymous requests to staff pages, GET on POST-only routes,
     the unmatched path); socket errors are not, unless workers are being recycled on purpose.
     """
     paths = route_paths(bench)
-    total = len(paths) * len(tenants)
+    total = min(routes_per_tenant or len(paths), len(paths)) * len(tenants)
     result = run_wrk(
         server.base_url,
         paths=paths,
         tenants=tenants,
+        paths_per_tenant=routes_per_tenant,
         seconds=max(60, total // 50),
         connections=8,
         headers=bench.django_headers,
