@@ -7,30 +7,31 @@ everything it started.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .report import BenchError, marked_json
-from .servers import PROJECT_DIR, Gunicorn, PostgresServer, RedisServer
+from .servers import PROJECT_DIR, BenchServer, PostgresServer, RedisServer, subprocess_env
 
 DATABASE_NAME = "dotmac_bench"
 # Every Django request carries what the ingress adds: TLS terminated upstream.
 FORWARDED_HTTPS = {"X-Forwarded-Proto": "https"}
-# Variables of the caller's environment that would change what is measured.
+# Variables of the caller's environment that would change what is measured (beyond those that
+# tests.servers.subprocess_env already leaves out).
 _SCRUBBED_PREFIXES = (
-    "DJANGO_", "DATABASE_", "REDIS_", "PYTEST_", "GUNICORN_", "PROMETHEUS_", "METRICS_", "HEALTH_",
-    "DRAIN_", "CIRCUIT_", "WEB_CONCURRENCY", "TENANT_", "OPS_", "LOG_", "SECURE_", "ALLOWED_HOSTS",
+    "GUNICORN_", "PROMETHEUS_", "METRICS_", "HEALTH_", "DRAIN_", "CIRCUIT_", "WEB_CONCURRENCY",
+    "TENANT_", "OPS_", "LOG_", "SECURE_", "ALLOWED_HOSTS",
 )  # fmt: skip
 
 
-def stop_all(*servers: Gunicorn) -> None:
+def stop_all(*servers: BenchServer) -> None:
     """Stop several servers at once (their shutdowns overlap)."""
     for server in servers:
         server.quit()
@@ -143,7 +144,7 @@ class Bench:
         self.redis: RedisServer | None = None
         self.seed: dict = {}
         self.env: dict[str, str] = {}
-        self._servers: dict[str, Gunicorn] = {}
+        self._servers: dict[str, BenchServer] = {}
         self.keep_run_dir = False
         self.metrics_token = secrets.token_urlsafe(24)
         self.ops_token = secrets.token_urlsafe(24)
@@ -212,7 +213,9 @@ class Bench:
     def _base_env(self) -> dict[str, str]:
         """Production settings, as the container would get them, pointed at this run's servers."""
         assert self.postgres is not None and self.redis is not None
-        env = {key: value for key, value in os.environ.items() if not key.startswith(_SCRUBBED_PREFIXES)}
+        env = {
+            key: value for key, value in subprocess_env().items() if not key.startswith(_SCRUBBED_PREFIXES)
+        }
         env.update(
             DJANGO_ENV="production",
             DJANGO_SETTINGS_MODULE="bench.settings",
@@ -231,8 +234,6 @@ class Bench:
             # are about recycling turn it on themselves.
             GUNICORN_MAX_REQUESTS="0",
             HOME=str(self.run_dir),
-            PYTHONPATH=str(PROJECT_DIR),
-            PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         )
         return env
 
@@ -262,7 +263,7 @@ class Bench:
     def metrics_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.metrics_token}"}
 
-    def new_server(self, name: str, spec: ServerSpec, **env: str) -> Gunicorn:
+    def new_server(self, name: str, spec: ServerSpec, **env: str) -> BenchServer:
         """A server that is not shared between figures; the caller stops it."""
         metrics_dir = self.run_dir / f"prometheus-{name}"
         metrics_dir.mkdir(exist_ok=True)
@@ -273,7 +274,7 @@ class Bench:
             **spec.env,
             **env,
         }
-        return Gunicorn(
+        return BenchServer(
             name=name,
             env=server_env,
             run_dir=self.run_dir,
@@ -286,28 +287,23 @@ class Bench:
         """Start every shared server at once (boots overlap), before anything is measured."""
         self.servers(*SERVERS)
 
-    def servers(self, *names: str) -> list[Gunicorn]:
+    def servers(self, *names: str) -> list[BenchServer]:
         """The shared servers ``names`` (see ``SERVERS``), started in parallel when not running."""
         missing = [name for name in names if name not in self._servers]
         if missing:
             self.log(f"starting gunicorn: {', '.join(missing)}")
-            started = [self.new_server(name, SERVERS[name]).start() for name in missing]
-            for server in started:
+            for server in self.start_all(*(self.new_server(name, SERVERS[name]) for name in missing)):
                 self._servers[server.name] = server
-            for server in started:
-                server.wait_ready()
         return [self._servers[name] for name in names]
 
-    def start_all(self, *servers: Gunicorn) -> list[Gunicorn]:
-        """Start several private servers at once and wait until all serve."""
-        for server in servers:
-            server.start()
-        try:
-            for server in servers:
-                server.wait_ready()
-        except BaseException:
+    def start_all(self, *servers: BenchServer) -> list[BenchServer]:
+        """Start several servers at once (their boots overlap); return when all serve."""
+        with ThreadPoolExecutor(max_workers=len(servers) or 1) as pool:
+            starts = [pool.submit(server.start) for server in servers]
+            failures = [future.exception() for future in starts if future.exception() is not None]
+        if failures:
             stop_all(*servers)
-            raise
+            raise BenchError(f"{len(failures)} gunicorn server(s) did not start: {failures[0]}")
         return list(servers)
 
     def stop_shared(self) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from .context import FULL, SMOKE, Bench
 from .figures import Figure, all_figures
 from .report import BenchError, FeatureMissing, Row, markdown_table, rows_to_json
+from .servers import ServerError
 
 _VERSIONS_OF = ("Django", "gunicorn", "psycopg", "prometheus-client", "django-prometheus", "pybreaker")
 
@@ -62,7 +63,7 @@ def run_figure(bench: Bench, figure: Figure) -> list[Row]:
         rows = figure.run(bench)
     except FeatureMissing as missing:
         rows, reason = [], f"feature missing: {missing}"
-    except BenchError as error:
+    except (BenchError, ServerError) as error:
         rows, reason = [], str(error)
     except Exception as error:  # a bug in a figure must not hide the others
         traceback.print_exc()

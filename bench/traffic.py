@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.context import Bench
 from bench.load import LoadResult, http_get, require_clean, run_wrk
 from bench.report import BenchError, FeatureMissing
-from bench.servers import Gunicorn
+from bench.servers import BenchServer
 
 # Beside every named URL pattern: the probes (answered in middleware) and a path nothing matches.
 EXTRA_PATHS = ("/live", "/ready", "/health", "/bench-no-such-page/")
@@ -17,7 +17,7 @@ def route_paths(bench: Bench) -> list[str]:
 
 def send_once(
     bench: Bench,
-    server: Gunicorn,
+    server: BenchServer,
     tenants: list[str],
     *,
     routes_per_tenant: int = 0,
@@ -48,7 +48,7 @@ def send_once(
     return require_clean(result, f"route traffic on {server.name}", allow_http_errors=True)
 
 
-def scrape(bench: Bench, server: Gunicorn) -> tuple[float, bytes]:
+def scrape(bench: Bench, server: BenchServer) -> tuple[float, bytes]:
     """One authorised scrape of ``/metrics``: (seconds, exposition)."""
     response = http_get(server.port, "/metrics", headers=bench.metrics_headers, timeout=60)
     if response.status == 404:

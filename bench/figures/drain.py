@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from bench.context import Bench, ServerSpec, stop_all
 from bench.load import try_get
 from bench.report import BenchError, Row
-from bench.servers import THREADS_PER_WORKER, Gunicorn, wait_until
+from bench.servers import THREADS_PER_WORKER, BenchServer, wait_until
 
 from . import Figure
 
@@ -18,7 +18,7 @@ from . import Figure
 _EXIT_WAIT_SECONDS = 60
 
 
-def _drain_once(bench: Bench, server: Gunicorn, inflight: int) -> dict:
+def _drain_once(bench: Bench, server: BenchServer, inflight: int) -> dict:
     sizes = bench.sizes
     markers = server.env["BENCH_INFLIGHT_DIR"]
     path = f"/bench/slow/?seconds={sizes.drain_request_seconds}"
@@ -59,7 +59,7 @@ def drain_times(bench: Bench) -> list[Row]:
             longest = sizes.drain_request_seconds if inflight else 0.0
             limit = sizes.drain_delay_seconds + longest + 1.0
             if "drain finished" not in server.log_text():
-                raise BenchError(f"{server.name}: no drain summary in the log; see {server.log_path}")
+                raise BenchError(f"{server.name}: no drain summary in the log; see {server.log_dir}")
             rows.append(
                 Row(
                     f"drain_{'many' if inflight > 1 else inflight}_inflight",

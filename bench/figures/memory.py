@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from bench.context import Bench, ServerSpec
 from bench.report import Row
-from bench.servers import Gunicorn
+from bench.servers import BenchServer
 from bench.traffic import route_paths, send_once
 
 from . import Figure
 
 
-def _send(bench: Bench, server: Gunicorn, tenants: list[str], requests: int) -> None:
+def _send(bench: Bench, server: BenchServer, tenants: list[str], requests: int) -> None:
     """About ``requests`` requests: whole passes of every route for every tenant, then a part."""
     routes = len(route_paths(bench))
     while requests > 0:

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.context import Bench, ServerSpec, stop_all
 from bench.load import run_wrk
 from bench.report import BenchError, Row
-from bench.servers import Gunicorn
+from bench.servers import BenchServer
 from bench.stats import side_by_side
 from bench.traffic import scrape, send_once, series_count, tenant_label_values
 
@@ -32,12 +32,12 @@ GROWTH_ROUTES_PER_TENANT = 8
 _BOOTED = re.compile(r"Booting worker with pid")
 
 
-def _metrics_files(server: Gunicorn) -> int:
+def _metrics_files(server: BenchServer) -> int:
     directory = server.env["PROMETHEUS_MULTIPROC_DIR"]
     return sum(1 for name in os.listdir(directory) if name.endswith(".db"))
 
 
-def _recycles(server: Gunicorn) -> int:
+def _recycles(server: BenchServer) -> int:
     return len(_BOOTED.findall(server.log_text())) - server.workers
 
 
@@ -48,7 +48,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _recycle(bench: Bench, server: Gunicorn, target: int) -> int:
+def _recycle(bench: Bench, server: BenchServer, target: int) -> int:
     """Send light requests until gunicorn replaced ``target`` workers.
 
     One route and no tenant: a fresh worker resolves each tenant once (a query per tenant), which
@@ -107,7 +107,7 @@ def scrape_after_recycles(bench: Bench) -> list[Row]:
         master_cpu = _cpu_seconds(recycling.pid) - master_cpu_before_fill
         bodies: dict[str, bytes] = {}
 
-        def timed_scrape(server: Gunicorn) -> float:
+        def timed_scrape(server: BenchServer) -> float:
             seconds, bodies[server.name] = scrape(bench, server)
             return seconds
 
@@ -125,7 +125,7 @@ def scrape_after_recycles(bench: Bench) -> list[Row]:
             f"`/metrics` scrape, {sizes.scrape_workers} workers x {len(tenants)} tenants x all routes: "
             f"after {recycles} worker recycles / without recycling",
             measured=(
-                f"{result.ratio.format()}; p50 {result.a.median * 1000:.0f} ms after vs "
+                f"{result.ratio.format('.3f')}; p50 {result.a.median * 1000:.0f} ms after vs "
                 f"{result.b.median * 1000:.0f} ms without; metrics files {files['recycled']} vs "
                 f"{files['steady']}; samples {series_count(after_body):,} vs {series_count(before_body):,}; "
                 + (

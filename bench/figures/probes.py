@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.context import Bench
 from bench.load import LoadResult, http_get, require_clean, run_wrk, try_get
 from bench.report import BenchError, FeatureMissing, Row
-from bench.servers import THREADS_PER_WORKER, Gunicorn, wait_until
+from bench.servers import THREADS_PER_WORKER, BenchServer, wait_until
 
 from . import Figure
 
@@ -19,7 +19,7 @@ from . import Figure
 PROBE_CONNECTIONS = 2
 
 
-def _probe(bench: Bench, server: Gunicorn, path: str, seconds: int) -> LoadResult:
+def _probe(bench: Bench, server: BenchServer, path: str, seconds: int) -> LoadResult:
     return run_wrk(
         server.base_url,
         paths=[path],
@@ -48,7 +48,7 @@ def _data(result: LoadResult) -> dict:
     }
 
 
-def _require_probe(server: Gunicorn, path: str, bench: Bench, expected: int) -> None:
+def _require_probe(server: BenchServer, path: str, bench: Bench, expected: int) -> None:
     response = http_get(server.port, path, headers=bench.django_headers)
     if response.status == 404:
         raise FeatureMissing(f"GET {path} answered 404: probes are not in this build")
@@ -90,7 +90,7 @@ def healthy_latency(bench: Bench) -> list[Row]:
     return rows
 
 
-def _concurrent_live(server: Gunicorn, bench: Bench, count: int) -> list[float | None]:
+def _concurrent_live(server: BenchServer, bench: Bench, count: int) -> list[float | None]:
     """``count`` simultaneous GET /live; each one's seconds, or None if it failed or took > 5 s."""
 
     def one(_: int) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from bench.context import Bench
 from bench.load import http_get, require_clean, run_wrk
 from bench.report import BenchError, FeatureMissing, Row
-from bench.servers import Gunicorn
+from bench.servers import BenchServer
 from bench.stats import SideBySide, Summary, side_by_side
 
 from . import Figure
@@ -16,7 +16,7 @@ TRIVIAL_PATH = "/bench/trivial/"
 REAL_PAGE_PATH = "/subscribers/"
 
 
-def _rps(bench: Bench, server: Gunicorn, path: str, headers: dict[str, str]) -> float:
+def _rps(bench: Bench, server: BenchServer, path: str, headers: dict[str, str]) -> float:
     result = run_wrk(
         server.base_url,
         paths=[path],
@@ -29,8 +29,8 @@ def _rps(bench: Bench, server: Gunicorn, path: str, headers: dict[str, str]) -> 
 
 def compare(
     bench: Bench,
-    a: Gunicorn,
-    b: Gunicorn,
+    a: BenchServer,
+    b: BenchServer,
     *,
     path_a: str,
     path_b: str | None = None,
@@ -55,14 +55,16 @@ def _ratio_row(figure: str, title: str, result: SideBySide, minimum: float | Non
     return Row(
         figure=figure,
         title=title,
-        measured=f"{result.ratio.format()}; {names}: {result.a.median:,.0f} vs {result.b.median:,.0f} req/s",
+        measured=(
+            f"{result.ratio.format('.3f')}; {names}: {result.a.median:,.0f} vs {result.b.median:,.0f} req/s"
+        ),
         target=f"≥ {minimum:.2f}" if minimum is not None else "recorded",
         met=None if minimum is None else result.ratio.median >= minimum,
         data=result.as_dict(),
     )
 
 
-def _require_status(server: Gunicorn, path: str, headers: dict[str, str], what: str) -> bytes:
+def _require_status(server: BenchServer, path: str, headers: dict[str, str], what: str) -> bytes:
     response = http_get(server.port, path, headers=headers)
     if response.status == 404:
         raise FeatureMissing(f"GET {path} answered 404: {what} is not in this build")
@@ -131,7 +133,7 @@ def _real_page_headers(bench: Bench) -> dict[str, str]:
     return {**bench.django_headers, "Cookie": bench.seed["session_cookie"]}
 
 
-def _check_real_page(bench: Bench, server: Gunicorn) -> None:
+def _check_real_page(bench: Bench, server: BenchServer) -> None:
     body = _require_status(server, REAL_PAGE_PATH, _real_page_headers(bench), "the subscriber list")
     rows = body.count(b"<tr>") - 1  # minus the header row
     if rows < 1:
