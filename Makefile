@@ -86,7 +86,8 @@ test: venv-dev venv-tools system-deps lint
 # Starts its own PostgreSQL, Redis and gunicorn servers, prints the table of docs/BENCHMARKS.md
 # (under 10 minutes). Not for CI: the suite runs the smoke mode (tiny sizes) instead.
 bench: venv-dev system-deps
-	$(BIN)/python -m bench.run
+	@mkdir -p var
+	$(BIN)/python -m bench.run --json var/bench.json
 
 bench-smoke: venv-dev system-deps
 	$(BIN)/python -m bench.run --smoke

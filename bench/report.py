@@ -41,6 +41,7 @@ class Row:
     met: bool | None = None
     data: dict = field(default_factory=dict)
     error: str = ""
+    note: str = ""  # said after the verdict, e.g. that the noise is larger than the difference
 
     @property
     def produced(self) -> bool:
@@ -51,8 +52,10 @@ class Row:
         if self.error:
             return f"**NOT MEASURED**: {self.error}"
         if self.met is None:
-            return "recorded"
-        return "met" if self.met else "**MISSED**"
+            verdict = "recorded"
+        else:
+            verdict = "met" if self.met else "**MISSED**"
+        return f"{verdict} ({self.note})" if self.note else verdict
 
 
 def _cell(text: str) -> str:

@@ -31,6 +31,12 @@ class Summary:
     def as_dict(self) -> dict:
         return {"min": self.minimum, "median": self.median, "max": self.maximum, "n": self.count}
 
+    def noise_note(self, target: float) -> str:
+        """A caveat for the verdict when single rounds fell on both sides of ``target``."""
+        if self.minimum < target < self.maximum:
+            return "rounds fell on both sides of the target: the noise is larger than the difference"
+        return ""
+
 
 @dataclass(frozen=True)
 class SideBySide:

@@ -136,6 +136,7 @@ def scrape_after_recycles(bench: Bench) -> list[Row]:
             ),
             target="≤ 1.20",
             met=result.ratio.median <= 1.2,
+            note=result.ratio.noise_note(1.2),
             data={
                 **result.as_dict(),
                 "recycles": recycles,

@@ -61,6 +61,7 @@ def _ratio_row(figure: str, title: str, result: SideBySide, minimum: float | Non
         target=f"≥ {minimum:.2f}" if minimum is not None else "recorded",
         met=None if minimum is None else result.ratio.median >= minimum,
         data=result.as_dict(),
+        note=result.ratio.noise_note(minimum) if minimum is not None else "",
     )
 
 
