@@ -44,11 +44,14 @@ class Sizes:
     """How much of everything a run does. ``FULL`` is ``make bench``; ``SMOKE`` proves the code runs."""
 
     rounds: int  # side-by-side rounds per ratio (A, B alternating)
-    workers: int  # gunicorn workers of the servers measured for throughput, latency, memory
+    # The real page (about 45 requests/s per worker) varies by up to 10 % per round between two
+    # identical servers: its ratios get more rounds.
+    real_page_rounds: int
+    workers: int  # gunicorn workers of the servers measured for latency and memory
     scrape_workers: int  # gunicorn workers of the servers measured for /metrics
     load_seconds: int  # one wrk run
     warmup_seconds: int  # before the first round of each server (0: none)
-    connections: int  # wrk connections for throughput
+    connections: int  # wrk connections for throughput (one wrk thread)
     latency_seconds: int  # one latency run
     scrape_tenants: int
     recycles: int
@@ -67,11 +70,12 @@ class Sizes:
 
 FULL = Sizes(
     rounds=5,
+    real_page_rounds=9,
     workers=2,  # the production default (WEB_CONCURRENCY)
     scrape_workers=4,
     load_seconds=3,
     warmup_seconds=1,
-    connections=16,
+    connections=8,  # two per worker thread
     latency_seconds=5,
     scrape_tenants=100,
     recycles=500,
@@ -89,6 +93,7 @@ FULL = Sizes(
 )
 SMOKE = Sizes(
     rounds=1,
+    real_page_rounds=1,
     workers=1,
     scrape_workers=1,
     load_seconds=1,
@@ -122,12 +127,28 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
+# Servers compared for throughput run one worker: wrk gets one core, the worker the other. With
+# two workers, which one accepts wrk's keep-alive connections changes from run to run (measured:
+# in some runs one worker took all 16 and the other idled, halving throughput), a noise far
+# larger than the differences the ratios are after.
+THROUGHPUT_WORKERS = 1
+
 SERVERS = {
-    "hello": ServerSpec(app="bench.hello:application", ready_path="/"),
-    "full": ServerSpec(),
-    "no-ops": ServerSpec(settings="bench.settings_no_ops"),
-    "no-metrics": ServerSpec(settings="bench.settings_no_metrics"),
-    "persistent": ServerSpec(env={"DATABASE_POOL": "false"}),
+    "hello": ServerSpec(app="bench.hello:application", ready_path="/", workers=THROUGHPUT_WORKERS),
+    "full": ServerSpec(workers=THROUGHPUT_WORKERS),
+    "no-ops": ServerSpec(
+        settings="bench.settings_without",
+        workers=THROUGHPUT_WORKERS,
+        env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops."},
+    ),
+    "no-metrics": ServerSpec(
+        settings="bench.settings_without",
+        workers=THROUGHPUT_WORKERS,
+        env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops.metrics."},
+    ),
+    "persistent": ServerSpec(env={"DATABASE_POOL": "false"}, workers=THROUGHPUT_WORKERS),
+    # The probes are measured with the production worker count.
+    "probes": ServerSpec(),
     # Readiness without the per-process result cache: every /ready runs the checks.
     "ready-uncached": ServerSpec(env={"HEALTH_CACHE_TTL": "0"}),
 }

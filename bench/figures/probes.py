@@ -62,7 +62,7 @@ def healthy_latency(bench: Bench) -> list[Row]:
     """Probes flooded back to back (the per-process result cache answers most of them), and
     ``/ready`` on a server with the cache off: every request runs the checks, which is what a
     kubelet probing every few seconds mostly sees."""
-    server, uncached = bench.servers("full", "ready-uncached")
+    server, uncached = bench.servers("probes", "ready-uncached")
     rows = []
     for path, probed, figure, title, target in (
         ("/live", server, "live_latency_healthy", "`/live` latency, healthy", None),
@@ -102,7 +102,7 @@ def _concurrent_live(server: BenchServer, bench: Bench, count: int) -> list[floa
 
 
 def frozen_redis_latency(bench: Bench) -> list[Row]:
-    (server,) = bench.servers("full")
+    (server,) = bench.servers("probes")
     _require_probe(server, "/ready", bench, 200)
     deadline = float(bench.seed["settings"].get("HEALTH_CHECK_DEADLINE", 0) or 0)
     if not deadline:

@@ -4,7 +4,7 @@ on a real page, the metrics middleware alone, and the database pool against pers
 
 from __future__ import annotations
 
-from bench.context import Bench
+from bench.context import THROUGHPUT_WORKERS, Bench
 from bench.load import http_get, require_clean, run_wrk
 from bench.report import BenchError, FeatureMissing, Row
 from bench.servers import BenchServer
@@ -22,6 +22,7 @@ def _rps(bench: Bench, server: BenchServer, path: str, headers: dict[str, str]) 
         paths=[path],
         seconds=bench.sizes.load_seconds,
         connections=bench.sizes.connections,
+        threads=1,
         headers=headers,
     )
     return require_clean(result, f"{server.name} {path}").rps
@@ -35,19 +36,21 @@ def compare(
     path_a: str,
     path_b: str | None = None,
     headers: dict[str, str] | None = None,
+    rounds: int | None = None,
 ) -> SideBySide:
-    """Requests per second of A and B, alternating, after a warm-up of each."""
+    """Requests per second of A and B, alternating, after a warm-up of each (``Sizes.rounds``
+    rounds unless said otherwise)."""
     path_b = path_b or path_a
     headers = headers or {}
     if bench.sizes.warmup_seconds:
         for server, path in ((a, path_a), (b, path_b)):
             seconds = bench.sizes.warmup_seconds
-            warm_up = run_wrk(server.base_url, paths=[path], seconds=seconds, headers=headers)
+            warm_up = run_wrk(server.base_url, paths=[path], seconds=seconds, threads=1, headers=headers)
             require_clean(warm_up, f"warm-up {path}")
     return side_by_side(
         lambda: _rps(bench, a, path_a, headers),
         lambda: _rps(bench, b, path_b, headers),
-        bench.sizes.rounds,
+        rounds or bench.sizes.rounds,
     )
 
 
@@ -95,7 +98,7 @@ def ceiling_and_live(bench: Bench) -> list[Row]:
 def _ceiling_row(rps: Summary) -> Row:
     return Row(
         "ceiling",
-        "ceiling: bare WSGI hello, same gunicorn config",
+        f"ceiling: bare WSGI hello, same gunicorn config, {THROUGHPUT_WORKERS} worker",
         measured=f"{rps.format(',.0f')} req/s",
         target="reference",
         data=rps.as_dict(),
@@ -145,7 +148,14 @@ def ops_overhead_real_page(bench: Bench) -> list[Row]:
     full, no_ops = bench.servers("full", "no-ops")
     for server in (full, no_ops):
         _check_real_page(bench, server)
-    result = compare(bench, full, no_ops, path_a=REAL_PAGE_PATH, headers=_real_page_headers(bench))
+    result = compare(
+        bench,
+        full,
+        no_ops,
+        path_a=REAL_PAGE_PATH,
+        headers=_real_page_headers(bench),
+        rounds=bench.sizes.real_page_rounds,
+    )
     return [
         _ratio_row(
             "ops_overhead_real_page",
@@ -161,7 +171,14 @@ def db_pool_vs_persistent(bench: Bench) -> list[Row]:
     pooled, persistent = bench.servers("full", "persistent")
     for server in (pooled, persistent):
         _check_real_page(bench, server)
-    result = compare(bench, pooled, persistent, path_a=REAL_PAGE_PATH, headers=_real_page_headers(bench))
+    result = compare(
+        bench,
+        pooled,
+        persistent,
+        path_a=REAL_PAGE_PATH,
+        headers=_real_page_headers(bench),
+        rounds=bench.sizes.real_page_rounds,
+    )
     row = _ratio_row(
         "db_pool_vs_persistent",
         "database: psycopg pool vs persistent connections, real page (pool / persistent)",
