@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .context import FULL, SMOKE, Bench
 from .figures import Figure, all_figures
+from .load import wrk_binary
 from .report import BenchError, FeatureMissing, Row, markdown_table, rows_to_json
 from .servers import ServerError
 
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown figure ids: {', '.join(sorted(unknown))}")
         figures = [figure for figure in figures if wanted & set(figure.ids)]
 
+    try:
+        wrk_binary()
+    except BenchError as missing:
+        parser.exit(2, f"{missing}\n")
     started = time.monotonic()
     host = machine()
     rows: list[Row] = []
