@@ -144,18 +144,23 @@ def _check_real_page(bench: Bench, server: BenchServer) -> None:
         raise BenchError(f"the subscriber list on {server.name} shows no subscriber (not logged in?)")
 
 
-def ops_overhead_real_page(bench: Bench) -> list[Row]:
-    full, no_ops = bench.servers("full", "no-ops")
-    for server in (full, no_ops):
+def _compare_real_page(bench: Bench, name_a: str, name_b: str):
+    """Side-by-side throughput of the subscriber list page on two servers (A / B)."""
+    server_a, server_b = bench.servers(name_a, name_b)
+    for server in (server_a, server_b):
         _check_real_page(bench, server)
-    result = compare(
+    return compare(
         bench,
-        full,
-        no_ops,
+        server_a,
+        server_b,
         path_a=REAL_PAGE_PATH,
         headers=_real_page_headers(bench),
         rounds=bench.sizes.real_page_rounds,
     )
+
+
+def ops_overhead_real_page(bench: Bench) -> list[Row]:
+    result = _compare_real_page(bench, "full", "no-ops")
     return [
         _ratio_row(
             "ops_overhead_real_page",
@@ -168,17 +173,7 @@ def ops_overhead_real_page(bench: Bench) -> list[Row]:
 
 
 def db_pool_vs_persistent(bench: Bench) -> list[Row]:
-    pooled, persistent = bench.servers("full", "persistent")
-    for server in (pooled, persistent):
-        _check_real_page(bench, server)
-    result = compare(
-        bench,
-        pooled,
-        persistent,
-        path_a=REAL_PAGE_PATH,
-        headers=_real_page_headers(bench),
-        rounds=bench.sizes.real_page_rounds,
-    )
+    result = _compare_real_page(bench, "full", "persistent")
     row = _ratio_row(
         "db_pool_vs_persistent",
         "database: psycopg pool vs persistent connections, real page (pool / persistent)",
