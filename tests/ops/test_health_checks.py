@@ -161,6 +161,56 @@ def test_checks_run_concurrently(settings):
     assert [result.status for result in report.results] == [Status.PASS] * 3
 
 
+class ThreadRecordingCheck(HealthCheck):
+    """Passes, and remembers which thread ran it."""
+
+    def __init__(self, name: str, *, blocking: bool = True) -> None:
+        super().__init__()
+        self.name = name
+        self.blocking = blocking
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> Observation | None:
+        self.threads.append(threading.current_thread())
+        return None
+
+
+def test_check_threads_are_reused_from_run_to_run(settings):
+    settings.HEALTH_CACHE_TTL = 0  # every call runs the checks
+    checks = [ThreadRecordingCheck(f"reused-{index}") for index in range(3)]
+    for _ in range(30):
+        assert run_checks(checks).status is Status.PASS
+    ran_in = {thread for check in checks for thread in check.threads}
+    assert threading.current_thread() not in ran_in
+    # 90 runs of a check, in no more threads than checks ran at once; all still there for the next.
+    assert len(ran_in) <= 3
+    assert all(thread.is_alive() and thread.daemon for thread in ran_in)
+
+
+def test_checks_that_cannot_block_run_in_the_callers_thread(settings):
+    settings.HEALTH_CACHE_TTL = 0
+    local = ThreadRecordingCheck("local", blocking=False)
+    remote = ThreadRecordingCheck("remote")
+    assert run_checks([remote, local]).status is Status.PASS
+    assert local.threads == [threading.current_thread()]
+    assert remote.threads[0] is not threading.current_thread()
+
+
+def test_a_hung_check_keeps_its_thread_and_delays_no_other_check(settings, gate):
+    settings.HEALTH_CHECK_DEADLINE = 2.0
+    settings.HEALTH_CACHE_TTL = 0
+    hung = GatedCheck("hung", gate)
+    hung.timeout = 0.2
+    quick = ThreadRecordingCheck("quick")
+    for _ in range(5):  # the hung run holds one thread all along; the quick check gets another
+        began = time.monotonic()
+        report = run_checks([hung, quick])
+        assert time.monotonic() - began < 1.0
+        assert [result.status for result in report.results] == [Status.FAIL, Status.PASS]
+    assert hung.starts == 1
+    assert all(thread.is_alive() for thread in quick.threads)
+
+
 def test_an_unexpected_exception_is_logged_and_reported_without_its_text(caplog):
     secret = "password=hunter2 host=db.internal"
     with caplog.at_level(logging.ERROR, logger="apps.ops.health.runner"):
@@ -403,6 +453,9 @@ def test_migrations_check_remembers_that_all_migrations_are_applied(django_asser
     MigrationRecorder.Migration.objects.filter(app="subscribers").delete()
     with django_assert_num_queries(0):
         assert check.run() == Observation(0, "unapplied migrations")
+    # Nothing left to wait for: later runs need no check thread.
+    assert not check.blocking
+    assert not MigrationsCheck.build()[0].blocking
 
 
 # --- Shutdown --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Public API (no request objects anywhere, so views, commands and server hooks can
 - :func:`readiness_report` / :func:`full_report` — run the configured checks (``/ready`` and
   ``/health``) under the overall deadline, using the per-process cache.
 - :func:`mark_broken` — make ``/live`` fail so the kubelet restarts this container.
+- :func:`prepare` — for a server process at boot: load what the first run of the checks needs.
 - :func:`reset` — forget cached results, remembered migration state and the broken mark (tests).
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "broken_reason",
     "full_report",
     "mark_broken",
+    "prepare",
     "readiness_report",
     "reset",
 ]
@@ -47,6 +49,14 @@ def full_report() -> HealthReport:
     from .runner import run_checks
 
     return run_checks(configured_checks())
+
+
+def prepare() -> None:
+    """Import what the first run of the checks would (the migration files), so that a new worker's
+    first probe costs what every later one does."""
+    from .checks import MigrationsCheck
+
+    MigrationsCheck.load_migration_files()
 
 
 def reset() -> None:

@@ -84,9 +84,13 @@ class HealthCheck:
     component_type: ClassVar[str] = "component"
     #: Default criticality; ``settings.HEALTH_CHECKS[name]["critical"]`` overrides it.
     critical_by_default: ClassVar[bool] = True
-    #: True for checks that only read this process's memory: they run in the caller's thread, are
-    #: never cached and so reflect a change (the process starting to drain) at once.
-    in_process: ClassVar[bool] = False
+    #: False for checks that only read this process's memory: never cached, so they reflect a
+    #: change (the process starting to drain) at once.
+    cached: ClassVar[bool] = True
+    #: True for checks that may wait on the network or a device: they run in a check thread under
+    #: the deadline. Checks that cannot block (reading memory or /proc) run in the caller's thread,
+    #: which spares a thread handoff per run.
+    blocking: ClassVar[bool] = True
 
     def __init__(self, *, component_id: str | None = None) -> None:
         self.component_id = component_id

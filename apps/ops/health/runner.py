@@ -1,8 +1,13 @@
 """Run checks concurrently under one overall deadline, with a per-process TTL cache and single flight.
 
-- Every check that talks to something runs in its own daemon thread; the caller waits for all of
+- Every check that may block (network, devices) runs in a check thread; the caller waits for all of
   them until ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``) and then reports any check
-  still running as failed. It never joins a hung thread.
+  still running as failed. It never joins a hung thread. Checks that cannot block run in the
+  caller's thread meanwhile.
+- Check threads are daemon threads reused from run to run: each handoff to a thread costs a GIL
+  switch, which on a busy worker waits out the interpreter's switch interval (5 ms), so a new
+  thread per check per run made a probe several times slower than its round trips. A run goes to
+  an idle thread, or to a new one when all are busy, so a hung check never delays another.
 - At most one run of a check is in flight per process. Callers that arrive while it runs wait for
   that same run (single flight); a run that outlived its timeout is reported failed at once, and a
   new one starts only after it returns. A hung dependency therefore holds at most one thread (and
@@ -17,9 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from django.conf import settings
 
@@ -27,6 +35,8 @@ from .base import CheckResult, HealthCheck, HealthCheckError, Observation, Statu
 from .report import HealthReport
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class _Run:
@@ -64,6 +74,62 @@ def _slot(key: str) -> _Slot:
         return slot
 
 
+class _CheckThreads:
+    """Daemon threads that run check tasks, reused across runs.
+
+    A task goes to an idle thread when there is one and to a new thread otherwise, so it never
+    waits behind another task (a hung check keeps its thread to itself). Single flight means at
+    most one task per check is in flight, which bounds the threads to the number of checks.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], T], Callable[[T], None]]] = queue.SimpleQueue()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, task: Callable[[], T], then: Callable[[T], None]) -> None:
+        """Run ``task()`` in a check thread, then ``then(its result)`` once the thread is idle again."""
+        with self._lock:
+            # Every queued task has a thread of its own: an idle one reserved here, or a new one.
+            start_thread = self._idle == 0
+            if start_thread:
+                self._started += 1
+                name = f"health-check-{self._started}"
+            else:
+                self._idle -= 1
+            self._tasks.put((task, then))
+        if start_thread:
+            threading.Thread(target=self._work, args=(self._tasks,), name=name, daemon=True).start()
+
+    def _work(self, tasks: queue.SimpleQueue) -> None:
+        while True:
+            task, then = tasks.get()
+            try:
+                outcome = task()
+            except BaseException:  # tasks report their own errors; this only keeps the thread alive
+                logger.exception("health check thread: a task raised")
+                outcome = None
+            with self._lock:
+                self._idle += 1
+            if outcome is not None:
+                # Announced once this thread counts as idle: a caller woken by it that starts
+                # another run at once reuses this thread instead of starting a new one.
+                then(outcome)
+
+
+_threads = _CheckThreads()
+
+
+def _new_threads_after_fork() -> None:
+    # Threads do not survive fork(): a child (a gunicorn worker) starts with none, and a fresh lock.
+    global _threads
+    _threads = _CheckThreads()
+
+
+os.register_at_fork(after_in_child=_new_threads_after_fork)
+
+
 def reset() -> None:
     """Forget cached results (tests). Runs still in flight finish into the forgotten slots."""
     with _slots_lock:
@@ -76,26 +142,40 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
     started = time.monotonic()
     results: dict[int, CheckResult] = {}
     waiting: list[tuple[int, HealthCheck, _Slot, _Run]] = []
+    inline: list[tuple[int, HealthCheck, _Slot | None]] = []
 
+    # Hand the blocking checks to threads first, so they wait on the network while this thread
+    # runs the others.
     for index, check in enumerate(checks):
-        if check.in_process:
-            results[index] = _execute(check)
+        if not check.cached:
+            inline.append((index, check, None))
             continue
         slot = _slot(check.key)
-        start_thread = False
+        start_run = False
         with slot.lock:
             if slot.result is not None and time.monotonic() < slot.expires:
                 results[index] = slot.result
                 continue
+            if not check.blocking:
+                inline.append((index, check, slot))
+                continue
             run = slot.running
             if run is None:
                 run = slot.running = _Run()
-                start_thread = True
-        if start_thread:
-            threading.Thread(
-                target=_run_in_thread, args=(check, slot, run), name=f"health-{check.key}", daemon=True
-            ).start()
+                start_run = True
+        if start_run:
+            _threads.submit(
+                lambda check=check: _execute_in_thread(check),
+                lambda result, slot=slot, run=run: _publish(result, slot, run),
+            )
         waiting.append((index, check, slot, run))
+
+    for index, check, slot in inline:
+        results[index] = _execute(check)
+        if slot is not None:
+            with slot.lock:
+                slot.result = results[index]
+                slot.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
 
     for index, check, slot, run in waiting:
         timeout = check.timeout_within(deadline)
@@ -115,17 +195,21 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
     return HealthReport(results=ordered)
 
 
-def _run_in_thread(check: HealthCheck, slot: _Slot, run: _Run) -> None:
+def _execute_in_thread(check: HealthCheck) -> CheckResult:
     from django.db import connections
 
     try:
-        result = _execute(check)
+        return _execute(check)
     finally:
         # Return connections this thread took from the pool (or close them without a pool).
         try:
             connections.close_all()
         except Exception:
             logger.exception("closing the database connections of health check %s failed", check.key)
+
+
+def _publish(result: CheckResult, slot: _Slot, run: _Run) -> None:
+    """Cache the result of a run and wake the callers waiting for it."""
     with slot.lock:
         slot.result = result
         slot.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
