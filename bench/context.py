@@ -47,6 +47,7 @@ class Sizes:
     # The real page (about 45 requests/s per worker) varies by up to 10 % per round between two
     # identical servers: its ratios get more rounds.
     real_page_rounds: int
+    interleaved_rounds: int  # rounds of the ratios measured in one worker, request by request
     workers: int  # gunicorn workers of the servers measured for latency and memory
     scrape_workers: int  # gunicorn workers of the servers measured for /metrics
     load_seconds: int  # one wrk run
@@ -71,6 +72,7 @@ class Sizes:
 FULL = Sizes(
     rounds=5,
     real_page_rounds=9,
+    interleaved_rounds=7,
     workers=2,  # the production default (WEB_CONCURRENCY)
     scrape_workers=4,
     load_seconds=3,
@@ -94,6 +96,7 @@ FULL = Sizes(
 SMOKE = Sizes(
     rounds=1,
     real_page_rounds=1,
+    interleaved_rounds=1,
     workers=1,
     scrape_workers=1,
     load_seconds=1,
@@ -147,6 +150,19 @@ SERVERS = {
         env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops.metrics."},
     ),
     "persistent": ServerSpec(env={"DATABASE_POOL": "false"}, workers=THROUGHPUT_WORKERS),
+    # Both variants in one worker, request by request (bench/interleaved.py).
+    "interleaved-ops": ServerSpec(
+        app="bench.interleaved:application",
+        ready_path="/~with/bench/trivial/",
+        workers=THROUGHPUT_WORKERS,
+        env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops."},
+    ),
+    "interleaved-metrics": ServerSpec(
+        app="bench.interleaved:application",
+        ready_path="/~with/bench/trivial/",
+        workers=THROUGHPUT_WORKERS,
+        env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops.metrics."},
+    ),
     # The probes are measured with the production worker count.
     "probes": ServerSpec(),
     # Readiness without the per-process result cache: every /ready runs the checks.

@@ -1,6 +1,7 @@
 """Settings from the environment: production refuses unsafe configuration, deploy checks pass."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -103,6 +104,35 @@ def test_hostile_request_id_is_replaced(client):
     assert response.status_code == 200
     rid = response["X-Request-ID"]
     assert len(rid) == 32 and rid.isalnum()
+
+
+@pytest.mark.django_db
+def test_generated_request_ids_differ_between_requests_and_between_forked_workers(client):
+    ids = {client.get("/accounts/login/")["X-Request-ID"] for _ in range(50)}
+    assert len(ids) == 50
+    # gunicorn forks its workers from one master: each must draw different ids. (The middleware
+    # alone here: a forked child must not touch the database connection it shares.)
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from apps.ops.logging import RequestIdMiddleware
+
+    def next_id() -> str:
+        return RequestIdMiddleware(lambda request: HttpResponse())(RequestFactory().get("/"))["X-Request-ID"]
+
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes the id of its next request and leaves at once
+        try:
+            os.write(write_end, next_id().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parent_id = next_id()
+    os.waitpid(child, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        child_id = pipe.read().decode()
+    assert len(child_id) == 32 and child_id != parent_id
 
 
 def test_database_url_parsing():
