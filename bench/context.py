@@ -44,9 +44,7 @@ class Sizes:
     """How much of everything a run does. ``FULL`` is ``make bench``; ``SMOKE`` proves the code runs."""
 
     rounds: int  # side-by-side rounds per ratio (A, B alternating)
-    # The real page (about 45 requests/s per worker) varies by up to 10 % per round between two
-    # identical servers: its ratios get more rounds.
-    real_page_rounds: int
+    real_page_rounds: int  # the same for the real page (about 45 requests/s per worker)
     interleaved_rounds: int  # rounds of the ratios measured in one worker, request by request
     workers: int  # gunicorn workers of the servers measured for latency and memory
     scrape_workers: int  # gunicorn workers of the servers measured for /metrics
@@ -71,8 +69,8 @@ class Sizes:
 
 FULL = Sizes(
     rounds=5,
-    real_page_rounds=9,
-    interleaved_rounds=7,
+    real_page_rounds=5,
+    interleaved_rounds=5,
     workers=2,  # the production default (WEB_CONCURRENCY)
     scrape_workers=4,
     load_seconds=3,

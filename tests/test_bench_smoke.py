@@ -34,6 +34,7 @@ REQUIRED_FIGURES = {
     "metrics_scrape_recycles",
     "metrics_growth_by_tenants",
     "memory_growth",
+    "memory_growth_again",
     "breaker_concurrency",
     "breaker_fail_fast_shared",
     "breaker_fail_fast_local",
