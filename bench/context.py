@@ -142,11 +142,6 @@ SERVERS = {
         workers=THROUGHPUT_WORKERS,
         env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops."},
     ),
-    "no-metrics": ServerSpec(
-        settings="bench.settings_without",
-        workers=THROUGHPUT_WORKERS,
-        env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops.metrics."},
-    ),
     "persistent": ServerSpec(env={"DATABASE_POOL": "false"}, workers=THROUGHPUT_WORKERS),
     # Both variants in one worker, request by request (bench/interleaved.py).
     "interleaved-ops": ServerSpec(

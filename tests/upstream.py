@@ -18,6 +18,12 @@ import pytest
 from tests.servers import free_port
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) is shorter than the calls tests make at one moment; a SYN
+    # dropped on a busy machine is retried only a second later.
+    request_queue_size = 64
+
+
 @dataclass
 class ReceivedRequest:
     method: str
@@ -83,7 +89,7 @@ class Upstream:
             def log_message(self, format: str, *args: object) -> None:  # quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -546,6 +546,25 @@ def test_disk_check_fails_for_a_missing_directory(tmp_path):
         check.run()
 
 
+def test_disk_check_runs_in_a_check_thread_only_on_a_network_filesystem(tmp_path):
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+        "30 22 0:40 / /srv/shared rw,relatime - nfs4 fileserver:/export rw\n"
+        "31 22 0:41 / /srv/my\\040files rw,relatime - fuse.sshfs host:/ rw\n"
+        "32 30 8:2 / /srv/shared/local rw,relatime - xfs /dev/sdb1 rw\n"
+    )
+    local = DiskCheck(path="/var/lib/app", warn_free_percent=10, mountinfo=str(mountinfo))
+    assert not local.blocking
+    assert DiskCheck(path="/srv/shared/data", warn_free_percent=10, mountinfo=str(mountinfo)).blocking
+    assert DiskCheck(path="/srv/my files/x", warn_free_percent=10, mountinfo=str(mountinfo)).blocking
+    # The longest mount point wins: a local disk mounted inside the network share.
+    assert not DiskCheck(path="/srv/shared/local/x", warn_free_percent=10, mountinfo=str(mountinfo)).blocking
+    # When the mounts cannot be read, assume the worst.
+    missing = str(tmp_path / "no-such-mountinfo")
+    assert DiskCheck(path="/var/lib/app", warn_free_percent=10, mountinfo=missing).blocking
+
+
 def test_disk_checks_default_to_the_data_and_temporary_directories(settings):
     assert [check.component_id for check in DiskCheck.build()] == settings.HEALTH_DISK_PATHS
     assert str(settings.DATA_DIR) in settings.HEALTH_DISK_PATHS

@@ -11,6 +11,7 @@ import os
 import threading
 import uuid
 import weakref
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -235,17 +236,54 @@ class CircuitBreakersCheck(HealthCheck):
         return observation
 
 
+# Filesystems whose statvfs() asks a server (or a user-space process) and can wait on it.
+_NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "lustre", "gpfs", "afs", "davfs"}
+)
+
+
+@lru_cache(maxsize=64)
+def on_network_filesystem(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether ``path`` lies on a network or FUSE filesystem (True when that cannot be told).
+
+    Read once per path and process: mounts under a running container do not change.
+    """
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return True
+    target = os.path.realpath(path)
+    longest, filesystem = "", None
+    for line in lines:
+        mount_fields, _, fs_fields = line.partition(" - ")
+        fields = mount_fields.split()
+        if len(fields) < 5 or not fs_fields:
+            continue
+        mount_point = fields[4].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(longest):
+            longest, filesystem = mount_point, fs_fields.split()[0]
+    return filesystem is None or filesystem in _NETWORK_FILESYSTEMS or filesystem.startswith("fuse")
+
+
 class DiskCheck(HealthCheck):
-    """Free space of one writable directory; warns below ``warn_free_percent``."""
+    """Free space of one writable directory; warns below ``warn_free_percent``.
+
+    On a local filesystem it runs in the caller's thread (statvfs answers from the kernel); on a
+    network or FUSE mount in a check thread, since the server may not answer.
+    """
 
     name = "disk"
     component_type = "system"
     critical_by_default = False
 
-    def __init__(self, *, path: str, warn_free_percent: float) -> None:
+    def __init__(
+        self, *, path: str, warn_free_percent: float, mountinfo: str = "/proc/self/mountinfo"
+    ) -> None:
         super().__init__(component_id=str(path))
         self.path = str(path)
         self.warn_free_percent = float(warn_free_percent)
+        self.blocking = on_network_filesystem(self.path, mountinfo)
 
     @classmethod
     def build(
