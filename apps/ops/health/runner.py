@@ -27,7 +27,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
 
 from django.conf import settings
 
@@ -35,8 +34,6 @@ from .base import CheckResult, HealthCheck, HealthCheckError, Observation, Statu
 from .report import HealthReport
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class _Run:
@@ -74,6 +71,9 @@ def _slot(key: str) -> _Slot:
         return slot
 
 
+_Task = tuple[Callable[[], CheckResult], Callable[[CheckResult], None]]
+
+
 class _CheckThreads:
     """Daemon threads that run check tasks, reused across runs.
 
@@ -84,11 +84,11 @@ class _CheckThreads:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tasks: queue.SimpleQueue[tuple[Callable[[], T], Callable[[T], None]]] = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._idle = 0
         self._started = 0
 
-    def submit(self, task: Callable[[], T], then: Callable[[T], None]) -> None:
+    def submit(self, task: Callable[[], CheckResult], then: Callable[[CheckResult], None]) -> None:
         """Run ``task()`` in a check thread, then ``then(its result)`` once the thread is idle again."""
         with self._lock:
             # Every queued task has a thread of its own: an idle one reserved here, or a new one.
@@ -114,8 +114,12 @@ class _CheckThreads:
                 self._idle += 1
             if outcome is not None:
                 # Announced once this thread counts as idle: a caller woken by it that starts
-                # another run at once reuses this thread instead of starting a new one.
-                then(outcome)
+                # another run at once reuses this thread instead of starting a new one. A thread
+                # counted idle must stay alive, whatever ``then`` does.
+                try:
+                    then(outcome)
+                except BaseException:
+                    logger.exception("health check thread: publishing a result failed")
 
 
 _threads = _CheckThreads()
