@@ -310,11 +310,11 @@ def post_worker_init(worker) -> None:
     if not worker.alive:  # SIGTERM arrived while the application was loading
         shutdown.begin_stopping()
     worker.wsgi = _with_connection_closer(worker.wsgi)
-    _prepare_worker()
+    _prepare_worker(worker)
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
-def _prepare_worker() -> None:
+def _prepare_worker(worker) -> None:
     """Load now what first requests would load, then keep it out of the garbage collector's walks.
 
     Loading the URL patterns, the view modules and the migration files (the readiness check's
@@ -333,8 +333,11 @@ def _prepare_worker() -> None:
 
         from apps.ops import health
 
-        get_resolver().url_patterns  # noqa: B018  (imports the URLconf and the view modules)
-        health.prepare()
+        try:
+            get_resolver().url_patterns  # noqa: B018  (imports the URLconf and the view modules)
+            health.prepare()
+        except Exception:  # only a head start: the first request that needs it loads it (and says why)
+            worker.log.warning("preloading the application failed", exc_info=True)
     gc.collect()
     gc.freeze()
 
