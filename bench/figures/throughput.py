@@ -151,6 +151,8 @@ def interleaved(
         seconds = bench.sizes.warmup_seconds
         warm_up = run_wrk(server.base_url, paths=paths, seconds=seconds, threads=1, headers=headers)
         require_clean(warm_up, f"warm-up {path}")
+    if not _variant_stats(server)["without_middleware"]:
+        raise BenchError(f"{server.name}: BENCH_WITHOUT_MIDDLEWARE leaves nothing out: no difference")
     ratios, with_us, without_us, server_us = [], [], [], []
     for _ in range(rounds):
         before = _variant_stats(server)
