@@ -242,8 +242,11 @@ _NETWORK_FILESYSTEMS = frozenset(
 )
 
 
+_MOUNTINFO = "/proc/self/mountinfo"
+
+
 @lru_cache(maxsize=64)
-def on_network_filesystem(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+def on_network_filesystem(path: str, mountinfo: str = _MOUNTINFO) -> bool:
     """Whether ``path`` lies on a network or FUSE filesystem (True when that cannot be told).
 
     Read once per path and process: mounts under a running container do not change.
@@ -277,9 +280,7 @@ class DiskCheck(HealthCheck):
     component_type = "system"
     critical_by_default = False
 
-    def __init__(
-        self, *, path: str, warn_free_percent: float, mountinfo: str = "/proc/self/mountinfo"
-    ) -> None:
+    def __init__(self, *, path: str, warn_free_percent: float, mountinfo: str = _MOUNTINFO) -> None:
         super().__init__(component_id=str(path))
         self.path = str(path)
         self.warn_free_percent = float(warn_free_percent)

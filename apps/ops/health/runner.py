@@ -58,6 +58,11 @@ class _Slot:
         self.expires = 0.0
         self.running: _Run | None = None
 
+    def keep(self, result: CheckResult) -> None:
+        """Reuse ``result`` for ``HEALTH_CACHE_TTL`` seconds from now (the caller holds ``lock``)."""
+        self.result = result
+        self.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
+
 
 _slots: dict[str, _Slot] = {}
 _slots_lock = threading.Lock()
@@ -178,8 +183,7 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
         results[index] = _execute(check)
         if slot is not None:
             with slot.lock:
-                slot.result = results[index]
-                slot.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
+                slot.keep(results[index])
 
     for index, check, slot, run in waiting:
         timeout = check.timeout_within(deadline)
@@ -215,8 +219,7 @@ def _execute_in_thread(check: HealthCheck) -> CheckResult:
 def _publish(result: CheckResult, slot: _Slot, run: _Run) -> None:
     """Cache the result of a run and wake the callers waiting for it."""
     with slot.lock:
-        slot.result = result
-        slot.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
+        slot.keep(result)
         if slot.running is run:
             slot.running = None
     run.result = result
@@ -249,8 +252,7 @@ def _timed_out(check: HealthCheck, slot: _Slot, run: _Run, timeout: float) -> Ch
     result = check.result(Status.FAIL, elapsed, output)
     with slot.lock:
         if slot.running is run:  # the run has not finished meanwhile: its result would be newer
-            slot.result = result
-            slot.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
+            slot.keep(result)
     _record(result)
     return result
 
