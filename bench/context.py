@@ -44,7 +44,6 @@ class Sizes:
     """How much of everything a run does. ``FULL`` is ``make bench``; ``SMOKE`` proves the code runs."""
 
     rounds: int  # side-by-side rounds per ratio (A, B alternating)
-    real_page_rounds: int  # the same for the real page (about 45 requests/s per worker)
     interleaved_rounds: int  # rounds of the ratios measured in one worker, request by request
     workers: int  # gunicorn workers of the servers measured for latency and memory
     scrape_workers: int  # gunicorn workers of the servers measured for /metrics
@@ -69,7 +68,6 @@ class Sizes:
 
 FULL = Sizes(
     rounds=5,
-    real_page_rounds=5,
     interleaved_rounds=5,
     workers=2,  # the production default (WEB_CONCURRENCY)
     scrape_workers=4,
@@ -93,7 +91,6 @@ FULL = Sizes(
 )
 SMOKE = Sizes(
     rounds=1,
-    real_page_rounds=1,
     interleaved_rounds=1,
     workers=1,
     scrape_workers=1,

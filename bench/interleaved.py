@@ -2,7 +2,7 @@
 
 A path prefix picks the variant: ``/~with/<path>`` goes through the project's whole middleware
 stack, ``/~without/<path>`` through the same stack without the middleware whose dotted path starts
-with ``BENCH_WITHOUT_MIDDLEWARE`` (as ``bench.settings_without`` does); the prefix is removed
+with ``BENCH_WITHOUT_MIDDLEWARE`` (``MIDDLEWARE_WITHOUT`` of ``bench.settings``); the prefix is removed
 before Django sees the request. A load that alternates the two prefixes makes the variants take
 turns in the same process, on the same connections, within microseconds of each other, so a
 change of the machine's speed (about 10 % over a few seconds on a shared virtual machine) hits
@@ -29,10 +29,7 @@ get_wsgi_application()  # django.setup()
 
 from django.conf import settings  # noqa: E402  (after setup)
 
-_WITHOUT = tuple(
-    prefix.strip() for prefix in os.environ.get("BENCH_WITHOUT_MIDDLEWARE", "").split(",") if prefix.strip()
-)
-if not _WITHOUT:
+if not settings.BENCH_WITHOUT_MIDDLEWARE:
     raise RuntimeError("BENCH_WITHOUT_MIDDLEWARE must name the middleware the second variant goes without")
 
 
@@ -42,10 +39,10 @@ def _handler(middleware: list[str]) -> WSGIHandler:
         return WSGIHandler()
 
 
-WITHOUT_MIDDLEWARE = [entry for entry in settings.MIDDLEWARE if entry.startswith(_WITHOUT)]
+WITHOUT_MIDDLEWARE = [entry for entry in settings.MIDDLEWARE if entry not in settings.MIDDLEWARE_WITHOUT]
 _HANDLERS = {
     "with": _handler(list(settings.MIDDLEWARE)),
-    "without": _handler([entry for entry in settings.MIDDLEWARE if not entry.startswith(_WITHOUT)]),
+    "without": _handler(settings.MIDDLEWARE_WITHOUT),
 }
 _PREFIXES = {f"/~{name}/": name for name in _HANDLERS}
 

@@ -1,6 +1,8 @@
 """The project's settings (whatever ``DJANGO_ENV`` says) with the benchmark URLconf added.
 
-Everything else, the middleware stack included, is exactly what the project serves.
+Everything else, the middleware stack included, is exactly what the project serves. The stack
+*without* some middleware is computed here too (``MIDDLEWARE_WITHOUT``), for the variants that
+compare against it: ``bench/settings_without.py`` and ``bench/interleaved.py``.
 """
 
 import os
@@ -17,3 +19,10 @@ BENCH_INFLIGHT_DIR = os.environ.get("BENCH_INFLIGHT_DIR", "")
 # Tenant resolution is not among them: the business views need it.
 OPS_MIDDLEWARE = [entry for entry in MIDDLEWARE if entry.startswith("apps.ops.")]
 METRICS_MIDDLEWARE = [entry for entry in OPS_MIDDLEWARE if entry.startswith("apps.ops.metrics.")]
+
+# Comma-separated dotted-path prefixes of the middleware a "without" variant leaves out:
+# "apps.ops." for the whole operations layer, "apps.ops.metrics." for the metrics middleware alone.
+BENCH_WITHOUT_MIDDLEWARE = tuple(
+    prefix.strip() for prefix in os.environ.get("BENCH_WITHOUT_MIDDLEWARE", "").split(",") if prefix.strip()
+)
+MIDDLEWARE_WITHOUT = [entry for entry in MIDDLEWARE if not entry.startswith(BENCH_WITHOUT_MIDDLEWARE)]

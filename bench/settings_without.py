@@ -1,17 +1,7 @@
-"""The benchmark settings without some middleware: every entry of ``MIDDLEWARE`` whose dotted path
-starts with one of the comma-separated prefixes in ``BENCH_WITHOUT_MIDDLEWARE`` is left out.
-
-``apps.ops.`` is the "ops off" variant (every operations-layer middleware); a narrower prefix
-(``apps.ops.metrics.``) takes away a single one.
-"""
-
-import os
+"""The benchmark settings without the middleware ``BENCH_WITHOUT_MIDDLEWARE`` names (see
+``bench/settings.py``): the second server of the two-server ratios."""
 
 from bench.settings import *  # noqa: F403
-from bench.settings import MIDDLEWARE
+from bench.settings import MIDDLEWARE_WITHOUT
 
-_WITHOUT = tuple(
-    prefix.strip() for prefix in os.environ.get("BENCH_WITHOUT_MIDDLEWARE", "").split(",") if prefix.strip()
-)
-
-MIDDLEWARE = [entry for entry in MIDDLEWARE if not entry.startswith(_WITHOUT)] if _WITHOUT else MIDDLEWARE
+MIDDLEWARE = MIDDLEWARE_WITHOUT

@@ -4,12 +4,13 @@ after many requests spread over many tenants and every route; then whether it ke
 The growth is what serving many tenants costs a worker (a metric series per route, status and
 tenant, caches) plus anything that leaks. To tell the two apart, a one-worker server gets every
 route for every tenant three times: by the third time it has every series, so what still grows
-is a leak. (With
-two workers, which one serves a request depends on the connection, so each keeps meeting series
-it has not seen yet.)
+is a leak. (With two workers, which one serves a request depends on the connection, so each keeps
+meeting series it has not seen yet.)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from bench.context import Bench, ServerSpec
 from bench.report import Row
@@ -32,25 +33,46 @@ def _mb(sizes: list[int]) -> str:
     return ", ".join(f"{size / 2**20:.1f}" for size in sizes) + " MB"
 
 
-def memory_growth(bench: Bench) -> list[Row]:
-    sizes = bench.sizes
-    server = bench.new_server("memory", ServerSpec())
+def _rss_after(
+    bench: Bench,
+    name: str,
+    workers: int | None,
+    tenants: list[str],
+    steps: list[Callable[[BenchServer], object]],
+) -> list[list[int]]:
+    """RSS of each worker of a new server after a warm-up (every route, one tenant: every code
+    path runs), then after each of ``steps``; the workers must stay the same all along."""
+    server = bench.new_server(name, ServerSpec(workers=workers))
     bench.start_all(server)
-    tenants = bench.seed["tenants"][: sizes.memory_tenants]
     try:
-        # Warm-up: every code path (all routes), for one tenant.
-        _send(bench, server, tenants[:1], sizes.memory_warmup_requests)
+        _send(bench, server, tenants[:1], bench.sizes.memory_warmup_requests)
         pids = server.worker_pids()
-        warm = server.worker_rss()
-        _send(bench, server, tenants, sizes.memory_requests)
-        spread = server.worker_rss()
+        sizes = [server.worker_rss()]
+        for step in steps:
+            step(server)
+            sizes.append(server.worker_rss())
         pids_after = server.worker_pids()
     finally:
         server.stop()
     if pids != pids_after:
         raise RuntimeError(f"workers were replaced during the measurement ({pids} → {pids_after})")
+    return sizes
+
+
+def memory_growth(bench: Bench) -> list[Row]:
+    sizes = bench.sizes
+    tenants = bench.seed["tenants"][: sizes.memory_tenants]
+    warm, spread = _rss_after(
+        bench, "memory", None, tenants, [lambda server: _send(bench, server, tenants, sizes.memory_requests)]
+    )
     growth = [later / earlier for earlier, later in zip(warm, spread, strict=True)]
-    passes = _one_worker_passes(bench, tenants)
+    # One worker, three passes of every route for every tenant: by the third it has every series.
+    passes = [
+        size
+        for (size,) in _rss_after(
+            bench, "memory-one-worker", 1, tenants, [lambda server: send_once(bench, server, tenants)] * 3
+        )
+    ]
     growth_again = passes[-1] / passes[-2]
     return [
         Row(
@@ -77,26 +99,6 @@ def memory_growth(bench: Bench) -> list[Row]:
             data={"rss_bytes": passes, "growth_third_pass": growth_again},
         ),
     ]
-
-
-def _one_worker_passes(bench: Bench, tenants: list[str]) -> list[int]:
-    """RSS of one worker after the warm-up and after each of three passes of every route for
-    every tenant."""
-    sizes = bench.sizes
-    server = bench.new_server("memory-one-worker", ServerSpec(workers=1))
-    bench.start_all(server)
-    try:
-        _send(bench, server, tenants[:1], sizes.memory_warmup_requests)
-        (pid,) = server.worker_pids()
-        sizes_seen = server.worker_rss()
-        for _ in range(3):
-            send_once(bench, server, tenants)
-            sizes_seen += server.worker_rss()
-        if server.worker_pids() != [pid]:
-            raise RuntimeError("the worker was replaced during the measurement")
-    finally:
-        server.stop()
-    return sizes_seen
 
 
 FIGURES = [Figure(("memory_growth", "memory_growth_again"), memory_growth)]

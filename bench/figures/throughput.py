@@ -36,6 +36,14 @@ def _rps(bench: Bench, server: BenchServer, path: str, headers: dict[str, str]) 
     return require_clean(result, f"{server.name} {path}").rps
 
 
+def _warm_up(bench: Bench, server: BenchServer, paths: list[str], headers: dict[str, str]) -> None:
+    """``Sizes.warmup_seconds`` of the measured requests before the first round (steady state)."""
+    if bench.sizes.warmup_seconds:
+        seconds = bench.sizes.warmup_seconds
+        result = run_wrk(server.base_url, paths=paths, seconds=seconds, threads=1, headers=headers)
+        require_clean(result, f"warm-up {', '.join(paths)}")
+
+
 def compare(
     bench: Bench,
     a: BenchServer,
@@ -44,21 +52,16 @@ def compare(
     path_a: str,
     path_b: str | None = None,
     headers: dict[str, str] | None = None,
-    rounds: int | None = None,
 ) -> SideBySide:
-    """Requests per second of A and B, alternating, after a warm-up of each (``Sizes.rounds``
-    rounds unless said otherwise)."""
+    """Requests per second of A and B, alternating, ``Sizes.rounds`` rounds after a warm-up of each."""
     path_b = path_b or path_a
     headers = headers or {}
-    if bench.sizes.warmup_seconds:
-        for server, path in ((a, path_a), (b, path_b)):
-            seconds = bench.sizes.warmup_seconds
-            warm_up = run_wrk(server.base_url, paths=[path], seconds=seconds, threads=1, headers=headers)
-            require_clean(warm_up, f"warm-up {path}")
+    _warm_up(bench, a, [path_a], headers)
+    _warm_up(bench, b, [path_b], headers)
     return side_by_side(
         lambda: _rps(bench, a, path_a, headers),
         lambda: _rps(bench, b, path_b, headers),
-        rounds or bench.sizes.rounds,
+        bench.sizes.rounds,
     )
 
 
@@ -139,22 +142,17 @@ def _variant_stats(server: BenchServer) -> dict:
     return json.loads(response.body)
 
 
-def interleaved(
-    bench: Bench, server: BenchServer, path: str, headers: dict[str, str], rounds: int
-) -> Interleaved:
+def interleaved(bench: Bench, server: BenchServer, path: str, headers: dict[str, str]) -> Interleaved:
     """Requests alternate between the variants (``/~with`` + path, ``/~without`` + path) in one
     worker. A worker kept busy serves one core's worth of CPU time, so its throughput is one over
     the CPU time per request: the variant's own (the Django handler, measured per request) plus the
     server's share (the worker's CPU time beyond both variants', per request, the same for both)."""
     paths = [f"/~with{path}", f"/~without{path}"]
-    if bench.sizes.warmup_seconds:
-        seconds = bench.sizes.warmup_seconds
-        warm_up = run_wrk(server.base_url, paths=paths, seconds=seconds, threads=1, headers=headers)
-        require_clean(warm_up, f"warm-up {path}")
+    _warm_up(bench, server, paths, headers)
     if not _variant_stats(server)["without_middleware"]:
         raise BenchError(f"{server.name}: BENCH_WITHOUT_MIDDLEWARE leaves nothing out: no difference")
     ratios, with_us, without_us, server_us = [], [], [], []
-    for _ in range(rounds):
+    for _ in range(bench.sizes.interleaved_rounds):
         before = _variant_stats(server)
         result = run_wrk(
             server.base_url,
@@ -215,7 +213,7 @@ def ops_overhead_trivial(bench: Bench) -> list[Row]:
     full, no_ops, both = bench.servers("full", "no-ops", "interleaved-ops")
     headers = {**bench.django_headers, "X-Tenant-ID": bench.seed["staff_tenant"]}
     alternating = compare(bench, full, no_ops, path_a=TRIVIAL_PATH, headers=headers)
-    result = interleaved(bench, both, TRIVIAL_PATH, headers, bench.sizes.interleaved_rounds)
+    result = interleaved(bench, both, TRIVIAL_PATH, headers)
     row = _interleaved_row(
         "ops_overhead_trivial", "ops overhead, trivial view (with / without)", result, alternating, 0.92
     )
@@ -229,7 +227,7 @@ def metrics_middleware_overhead(bench: Bench) -> list[Row]:
     # Interleaved only: a recorded figure, and the run's ten minutes are better spent elsewhere.
     (both,) = bench.servers("interleaved-metrics")
     headers = {**bench.django_headers, "X-Tenant-ID": bench.seed["staff_tenant"]}
-    result = interleaved(bench, both, TRIVIAL_PATH, headers, bench.sizes.interleaved_rounds)
+    result = interleaved(bench, both, TRIVIAL_PATH, headers)
     row = _interleaved_row(
         "metrics_middleware_overhead",
         "metrics middleware alone, trivial view (with / without)",
@@ -263,7 +261,6 @@ def _compare_real_page(bench: Bench, name_a: str, name_b: str):
         server_b,
         path_a=REAL_PAGE_PATH,
         headers=_real_page_headers(bench),
-        rounds=bench.sizes.real_page_rounds,
     )
 
 
@@ -274,7 +271,7 @@ def ops_overhead_real_page(bench: Bench) -> list[Row]:
     for variant in ("/~with", "/~without"):
         _check_real_page(bench, both, prefix=variant)
     headers = _real_page_headers(bench)
-    result = interleaved(bench, both, REAL_PAGE_PATH, headers, bench.sizes.interleaved_rounds)
+    result = interleaved(bench, both, REAL_PAGE_PATH, headers)
     return [
         _interleaved_row(
             "ops_overhead_real_page",
