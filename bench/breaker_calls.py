@@ -18,41 +18,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import django
 
 from bench.report import JSON_MARK
-
-
-class _SlowHandler(BaseHTTPRequestHandler):
-    delay = 0.2
-
-    def do_GET(self) -> None:
-        time.sleep(self.delay)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # quiet
-        return
-
-
-class _Upstream(ThreadingHTTPServer):
-    # The default listen backlog (5) is shorter than the calls that connect at one moment: on a
-    # busy machine a dropped SYN was retried a second later and a run took 1.2 s instead of 0.2 s.
-    request_queue_size = 64
-
-
-def start_upstream(delay: float) -> ThreadingHTTPServer:
-    handler = type("Handler", (_SlowHandler,), {"delay": delay})
-    server = _Upstream(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from tests.upstream import Upstream
 
 
 def concurrent_seconds(call: Callable[[], object], threads: int) -> float:
@@ -107,8 +77,8 @@ def measure(threads: int, upstream_seconds: float, rounds: int, fail_fast_calls:
 
     from apps.ops import breakers, http
 
-    upstream = start_upstream(upstream_seconds)
-    url = f"http://127.0.0.1:{upstream.server_address[1]}/provision"
+    upstream = Upstream(delay=upstream_seconds).start()
+    url = f"{upstream.url}/provision"
     pool = urllib3.PoolManager(maxsize=threads * 2, retries=False)
 
     def fetch() -> bytes:
@@ -124,7 +94,7 @@ def measure(threads: int, upstream_seconds: float, rounds: int, fail_fast_calls:
         timings["ours_http_client"].append(
             concurrent_seconds(lambda: http.request("GET", url, breaker="bench-concurrency"), threads)
         )
-    upstream.shutdown()
+    upstream.stop()
 
     # Fail-fast: open both breakers with real failures, then time rejected calls.
     failing = breakers.get_breaker("bench-fail-fast")
