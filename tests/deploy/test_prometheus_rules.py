@@ -118,7 +118,10 @@ def test_rule_thresholds_match_what_the_code_records(rules):
     assert 1.0 in REQUEST_DURATION_BUCKETS
     assert "> 1\n" in by_name["HighLatency"]["expr"]
     # health_check_status: 1 pass, 0.5 warn, 0 fail. Each dependency alert must select the label
-    # values the app really exports for its readiness check (database:default, cache ...).
+    # values the app really exports for its readiness check (database:default, cache ...), and fire
+    # on warn as well as fail: an unreachable database or Redis reports warn and never takes the pod
+    # out of the Service, so "== 0" would never fire.
+    from apps.ops.health.base import Status
     from apps.ops.health.config import readiness_checks
 
     exported = [check.key for check in readiness_checks()]
@@ -130,7 +133,12 @@ def test_rule_thresholds_match_what_the_code_records(rules):
         ((_, matchers),) = selectors(by_name[alert]["expr"])
         matched = [key for key in exported if re.fullmatch(matchers["check"], key)]
         assert matched and all(key.split(":")[0] == check_name for key in matched), (alert, exported)
-        assert "== 0" in by_name[alert]["expr"]
+        threshold = re.search(r"\)\s*<\s*([0-9.]+)\s*$", by_name[alert]["expr"])
+        assert threshold, f"{alert}: fires below a threshold, on the worst check of a pod"
+        assert Status.WARN.gauge_value < float(threshold.group(1)) <= Status.PASS.gauge_value, alert
+    assert by_name["DatabaseConnectionFailures"]["labels"]["severity"] == "critical"
+    # Without Redis the site still serves (cache bypassed, breakers on local state).
+    assert by_name["RedisConnectionFailures"]["labels"]["severity"] == "warning"
     from apps.ops.breakers import STATE_CODES, STATE_OPEN
 
     assert f"== {STATE_CODES[STATE_OPEN]}" in by_name["CircuitBreakerOpen"]["expr"]
