@@ -132,8 +132,11 @@ def test_probes_hit_live_and_ready_with_timeouts_above_the_check_deadline(contai
     assert ready["httpGet"]["path"] == "/ready"
     assert live["httpGet"]["path"] == "/live"
     assert startup["httpGet"]["path"] == "/live"
+    # Every probe asks the probe listener (PROBE_PORT), apart from the request threads.
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["probes"] == int(config["PROBE_PORT"]) != int(config["PORT"])
     for probe in (ready, live, startup):
-        assert probe["httpGet"]["port"] == "http"
+        assert probe["httpGet"]["port"] == "probes"
     # /ready answers within the deadline; the kubelet must wait longer than that, with room for the
     # response to travel, or a slow-but-correct answer counts as a failure.
     assert ready["timeoutSeconds"] >= deadline + 1
@@ -145,9 +148,13 @@ def test_probes_hit_live_and_ready_with_timeouts_above_the_check_deadline(contai
     )
 
 
-def test_service_and_container_use_port_8000(rendered, container, config):
+def test_service_and_container_use_port_8000_and_probes_their_own_port(rendered, container, config):
     assert config["PORT"] == "8000"
-    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", 8000)]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [
+        ("http", 8000),
+        ("probes", int(config["PROBE_PORT"])),
+    ]
+    # The Service exposes the app only: the probe port is for the kubelet.
     service = find(rendered, "Service", "dotmac-platform-service")
     assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
         ("http", 8000, "http")
@@ -390,7 +397,7 @@ def _selects(selector: dict, labels: dict) -> bool:
     return selector.get("matchLabels", {}).items() <= labels.items()
 
 
-def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(rendered):
+def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(rendered, config):
     policies = _policies(rendered)
     assert policies["default-deny-all"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     pods = {w["metadata"]["name"]: t["metadata"]["labels"] for w, t in pod_templates(rendered)}
@@ -412,6 +419,16 @@ def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(render
         return {s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in sources}
 
     assert namespaces(ingress_sources(web)) == {"dotmac-ingress", "dotmac-monitoring"}
+    # Clients reach the app's port only. The probe port needs no rule: the kubelet probes from the
+    # pod's node, which NetworkPolicies always allow.
+    opened = {
+        port["port"]
+        for spec in policies.values()
+        if "Ingress" in spec["policyTypes"] and spec["podSelector"] and _selects(spec["podSelector"], web)
+        for rule in spec.get("ingress", [])
+        for port in rule["ports"]
+    }
+    assert opened == {int(config["PORT"])} and int(config["PROBE_PORT"]) not in opened
     assert ingress_sources(migrate) == []
     for backend in (postgres, redis):
         sources = ingress_sources(backend)
