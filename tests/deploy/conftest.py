@@ -53,8 +53,14 @@ def find(objects: list[dict], kind: str, name: str) -> dict:
 
 
 def pod_templates(objects: list[dict]) -> list[tuple[dict, dict]]:
-    """(workload, pod template) for every object that creates pods."""
-    return [(o, o["spec"]["template"]) for o in objects if o["kind"] in {"Deployment", "StatefulSet", "Job"}]
+    """(workload, pod template) for every object that creates pods (a CronJob through its Jobs)."""
+    templates = []
+    for o in objects:
+        if o["kind"] in {"Deployment", "StatefulSet", "Job"}:
+            templates.append((o, o["spec"]["template"]))
+        elif o["kind"] == "CronJob":
+            templates.append((o, o["spec"]["jobTemplate"]["spec"]["template"]))
+    return templates
 
 
 @pytest.fixture(scope="session")

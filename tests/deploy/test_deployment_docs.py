@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from .conftest import REPO, find, load_all, render
+from .conftest import REPO, find, load_all, pod_templates, render
 
 DEPLOYMENT_DOC = REPO / "docs" / "DEPLOYMENT.md"
 # Objects the docs name that the operators create, not these manifests.
@@ -37,12 +37,9 @@ def test_overlay_example_renders_and_replaces_every_placeholder_value(tmp_path):
         assert ingress["spec"]["tls"][0]["hosts"] == [host]
     assert find(objects, "Certificate", "dotmac-platform-tls")["spec"]["dnsNames"] == [host]
     assert find(objects, "ConfigMap", "dotmac-platform-config")["data"]["ALLOWED_HOSTS"] == host
-    images = {
-        c["image"]
-        for o in objects
-        if o["kind"] in {"Deployment", "Job"} and o["metadata"]["name"].startswith("dotmac-platform")
-        for c in o["spec"]["template"]["spec"]["containers"]
-    }
+    app = [(o, t) for o, t in pod_templates(objects) if o["metadata"]["name"].startswith("dotmac-platform")]
+    assert {o["kind"] for o, _ in app} == {"Deployment", "Job", "CronJob"}
+    images = {c["image"] for _, template in app for c in template["spec"]["containers"]}
     assert images == {"registry.isp.example.org/dotmac-platform:1.2.3"}
     assert len(objects) == len(load_all(render(REPO / "deploy" / "kubernetes")))
 

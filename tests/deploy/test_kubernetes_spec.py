@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sys
 
@@ -31,6 +32,15 @@ URL_PARTS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD"}
 
 def seconds(text: str) -> float:
     return float(text)
+
+
+_SUFFIXES = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def quantity(text: str | int) -> float:
+    """A Kubernetes resource quantity ("500m", "512Mi", "1") as a number."""
+    number, suffix = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(text)).groups()
+    return float(number) * _SUFFIXES[suffix]
 
 
 @pytest.fixture(scope="module")
@@ -215,6 +225,78 @@ def test_migrations_run_once_per_release_in_a_job_not_in_the_pods(rendered, depl
         assert entry == web_env[entry["name"]], entry["name"]
     assert {"DJANGO_SECRET_KEY", "DATABASE_URL"} <= {e["name"] for e in migrate["env"]}
     assert migrate["envFrom"] == container["envFrom"]
+
+
+ACTIVATION_CRONJOB = "dotmac-platform-activate-pending"
+
+
+def test_pending_activations_are_retried_every_minute_one_run_at_a_time(rendered):
+    cron = find(rendered, "CronJob", ACTIVATION_CRONJOB)
+    spec, job = cron["spec"], cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    period = 60
+    assert cron["apiVersion"] == "batch/v1" and cron["metadata"]["namespace"] == NAMESPACE
+    assert spec["schedule"] == "* * * * *" and not spec.get("suspend")
+    assert spec["concurrencyPolicy"] == "Forbid"
+    # The controller looks every 10 s: a shorter starting deadline may skip runs that were on time.
+    assert 10 <= spec["startingDeadlineSeconds"] < period
+    # A run, including the kubelet's grace period, ends before the next one is due.
+    assert job["activeDeadlineSeconds"] + pod["terminationGracePeriodSeconds"] < period
+    # The schedule retries: few retries within a run, and little history kept.
+    assert 0 <= job["backoffLimit"] <= 2
+    assert 1 <= spec["successfulJobsHistoryLimit"] <= 3 and 1 <= spec["failedJobsHistoryLimit"] <= 5
+    assert 0 < job["ttlSecondsAfterFinished"] <= 24 * 3600
+    assert pod["restartPolicy"] == "Never"
+
+
+def test_activation_cronjob_runs_the_command_like_the_web_pods(rendered, deployment, container):
+    from django.core.management import get_commands
+
+    cron = find(rendered, "CronJob", ACTIVATION_CRONJOB)
+    template = cron["spec"]["jobTemplate"]["spec"]["template"]
+    pod = template["spec"]
+    (runner,) = pod["containers"]
+    assert runner["command"] == ["python", "manage.py", "activate_pending"]
+    assert get_commands()["activate_pending"] == "apps.subscribers"
+    assert runner["image"] == container["image"]
+    # Its own component, in every label set: never a web pod for the Service, PDB and HPA.
+    for labels in (cron["metadata"]["labels"], cron["spec"]["jobTemplate"]["metadata"]["labels"],
+                   template["metadata"]["labels"]):  # fmt: skip
+        assert labels["app.kubernetes.io/name"] == "dotmac-platform"
+        assert labels["app.kubernetes.io/component"] == "activation"
+    web_selector = deployment["spec"]["selector"]["matchLabels"]
+    assert not web_selector.items() <= template["metadata"]["labels"].items()
+    # The app's security context, exactly.
+    web_pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == web_pod["securityContext"]
+    assert runner["securityContext"] == container["securityContext"]
+    assert pod["serviceAccountName"] == web_pod["serviceAccountName"]
+    assert pod["automountServiceAccountToken"] is False
+    # Same settings as the web pods, entry for entry, with what the command needs: settings, the
+    # database, Redis (breaker state) and the provisioning API's token.
+    web_env = {e["name"]: e for e in container["env"]}
+    for entry in runner["env"]:
+        assert entry == web_env[entry["name"]], entry["name"]
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PROVISIONING_API_TOKEN"} <= {
+        e["name"] for e in runner["env"]
+    }
+    assert runner["envFrom"] == container["envFrom"]
+    # Requests and limits, no larger than a web pod's; a writable /tmp on a read-only root.
+    resources, web_resources = runner["resources"], container["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}, kind
+        for name, value in resources[kind].items():
+            assert 0 < quantity(value) <= quantity(web_resources[kind][name]), (kind, name)
+    for name in ("cpu", "memory"):
+        assert quantity(resources["requests"][name]) <= quantity(resources["limits"][name]), name
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in runner["volumeMounts"]}
+    assert set(mounts) == {"/tmp"} and "emptyDir" in mounts["/tmp"]
+    assert runner["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "ports" not in runner, "nothing connects to it"
+    # The same justified checkov skips as the migration Job, which runs the same image the same way.
+    job = find(rendered, "Job", "dotmac-platform-migrate")
+    assert cron["metadata"]["annotations"] == job["metadata"]["annotations"]
 
 
 # --- Names match what the code reads and serves ------------------------------------------------
@@ -402,6 +484,7 @@ def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(render
     assert policies["default-deny-all"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     pods = {w["metadata"]["name"]: t["metadata"]["labels"] for w, t in pod_templates(rendered)}
     web, migrate = pods["dotmac-platform"], pods["dotmac-platform-migrate"]
+    activation = pods[ACTIVATION_CRONJOB]
     postgres, redis = pods["dotmac-postgres"], pods["dotmac-redis"]
 
     def ingress_sources(labels) -> list[dict]:
@@ -429,17 +512,19 @@ def test_network_policies_deny_by_default_and_allow_only_the_needed_flows(render
         for port in rule["ports"]
     }
     assert opened == {int(config["PORT"])} and int(config["PROBE_PORT"]) not in opened
-    assert ingress_sources(migrate) == []
+    assert ingress_sources(migrate) == [] and ingress_sources(activation) == []
     for backend in (postgres, redis):
         sources = ingress_sources(backend)
         assert sources and all(set(s) == {"podSelector"} for s in sources), "same-namespace pods only"
-        assert all(_selects(s["podSelector"], web) and _selects(s["podSelector"], migrate) for s in sources)
+        for client in (web, migrate, activation):
+            assert all(_selects(s["podSelector"], client) for s in sources)
         assert not any(
             _selects(s["podSelector"], postgres) or _selects(s["podSelector"], redis) for s in sources
         )
     # Egress of the app: PostgreSQL, Redis, DNS and one external CIDR for the provisioning API.
     egress = policies["dotmac-platform-egress"]
-    assert _selects(egress["podSelector"], web) and _selects(egress["podSelector"], migrate)
+    for client in (web, migrate, activation):
+        assert _selects(egress["podSelector"], client)
     ports = sorted((p["protocol"], p["port"]) for rule in egress["egress"] for p in rule["ports"])
     assert ports == [("TCP", 53), ("TCP", 443), ("TCP", 5432), ("TCP", 6379), ("UDP", 53)]
     blocks = [t["ipBlock"] for rule in egress["egress"] for t in rule["to"] if "ipBlock" in t]

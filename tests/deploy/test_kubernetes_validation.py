@@ -40,7 +40,7 @@ def test_kustomize_renders_every_manifest_file(rendered):
     assert set(listed) == on_disk, "every manifest file is in the kustomization (secrets.yaml on purpose not)"
     kinds = {o["kind"] for o in rendered}
     for kind in ("Namespace", "ConfigMap", "StatefulSet", "Deployment", "Service", "PodDisruptionBudget",
-                 "HorizontalPodAutoscaler", "Job", "Ingress", "NetworkPolicy", "ServiceMonitor",
+                 "HorizontalPodAutoscaler", "Job", "CronJob", "Ingress", "NetworkPolicy", "ServiceMonitor",
                  "PrometheusRule", "Certificate"):  # fmt: skip
         assert kind in kinds
 
