@@ -49,11 +49,13 @@ def django_db_modify_db_settings(real_servers):
 def _clear_cache_and_tenant_resolution(real_servers):
     from django.core.cache import cache
 
+    from apps.ops import cache as cache_backends
     from apps.tenants.resolution import reset_cache
 
     cache.clear()
     reset_cache()
     yield
+    cache_backends.reset()  # outages a test provoked, and their watcher threads
 
 
 @pytest.fixture

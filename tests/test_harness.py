@@ -24,6 +24,6 @@ def test_cache_is_the_harness_redis(redis_server):
     client = redis.Redis(host="127.0.0.1", port=redis_server.port)
     keys = [key.decode() for key in client.keys("*harness-probe*")]
     assert keys, "the cache did not write to the harness redis-server"
-    assert settings.CACHES["default"]["BACKEND"] == "apps.ops.metrics.cache.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "apps.ops.cache.RedisCache"
     info = client.info("server")
     assert int(info["tcp_port"]) == redis_server.port

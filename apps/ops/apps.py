@@ -9,9 +9,9 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         from .breakers import checks  # noqa: F401  (registers the CIRCUIT_BREAKERS system check)
         from .breakers.registry import registry
-        from .health.checks import CacheCheck
+        from .cache import disconnect_ping_clients
         from .shutdown import register_cleanup
 
         # Redis clients ops keeps besides the cache's pool close with the worker, like the cache's.
         register_cleanup("breakers-redis", registry.disconnect, timeout=1.0)
-        register_cleanup("health-redis", CacheCheck.disconnect, timeout=1.0)
+        register_cleanup("cache-redis-ping", disconnect_ping_clients, timeout=1.0)

@@ -120,6 +120,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache / shared state -------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
+# While Redis is unreachable pages run without the cache; each process pings it this often and
+# uses it again at the first answer (apps.ops.cache).
+CACHE_RETRY_SECONDS = env_float("CACHE_RETRY_SECONDS", 1.0)
 CACHES = cache_from_url(REDIS_URL, socket_timeout=REDIS_SOCKET_TIMEOUT)
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -109,13 +109,25 @@ def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeo
             "PORT": str(parts.port or ""),
             "OPTIONS": options,
             "CONN_MAX_AGE": 0,
+            # A connection is checked before a request gets it (one round trip: an empty query for
+            # the pool, Django's own check otherwise), so one broken by a server restart is
+            # replaced instead of failing the request.
+            "CONN_HEALTH_CHECKS": True,
         }
         if pool:
             # Django's native psycopg pool: one pool per process, shared by the gthread threads.
-            options["pool"] = {"min_size": 1, "max_size": pool_max_size, "timeout": 10}
+            # During a database outage a request waits at most the connect timeout for a
+            # connection, then gets a 503 (apps.ops.errors). A failed reconnection gives up after
+            # 1 s, so the next request tries again at once: with psycopg_pool's default backoff
+            # (1, 2, 4, 8 s …) a pod would keep failing for seconds after the database is back.
+            options["pool"] = {
+                "min_size": 1,
+                "max_size": pool_max_size,
+                "timeout": connect_timeout,
+                "reconnect_timeout": 1.0,
+            }
         else:
             config["CONN_MAX_AGE"] = 60
-            config["CONN_HEALTH_CHECKS"] = True
         return config
     raise ImproperlyConfigured(f"DATABASE_URL scheme {scheme!r} is not supported (postgres:// or sqlite:///)")
 
@@ -123,10 +135,10 @@ def database_from_url(url: str, *, pool: bool, pool_max_size: int, connect_timeo
 def cache_from_url(redis_url: str, *, socket_timeout: float) -> dict:
     """Redis (django-redis, with short socket timeouts) when a URL is given, else local memory."""
     if not redis_url:
-        return {"default": {"BACKEND": "apps.ops.metrics.cache.LocMemCache", "LOCATION": "dotmac"}}
+        return {"default": {"BACKEND": "apps.ops.cache.LocMemCache", "LOCATION": "dotmac"}}
     return {
         "default": {
-            "BACKEND": "apps.ops.metrics.cache.RedisCache",
+            "BACKEND": "apps.ops.cache.RedisCache",
             "LOCATION": redis_url,
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": socket_timeout, "SOCKET_TIMEOUT": socket_timeout},
             "KEY_PREFIX": "dotmac",

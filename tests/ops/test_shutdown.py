@@ -224,7 +224,7 @@ def _assert_cleanup_ran_in_every_worker(server: Server) -> dict[int, dict]:
         assert summary["cleanup"] == {
             "drain-site": "ok",
             "breakers-redis": "ok",
-            "health-redis": "ok",
+            "cache-redis-ping": "ok",
             "database": "ok",
             "redis": "ok",
             "logs": "ok",

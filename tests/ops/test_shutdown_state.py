@@ -291,7 +291,7 @@ def test_the_ops_redis_clients_close_with_the_worker(redis_server):
     from apps.ops.health.checks import CacheCheck
 
     django_apps.get_app_config("ops").ready()  # the fixture above left only the built-in tasks
-    assert {"breakers-redis", "health-redis"} <= {task.name for task in shutdown.registered_cleanups()}
+    assert {"breakers-redis", "cache-redis-ping"} <= {task.name for task in shutdown.registered_cleanups()}
     all_statuses()  # opens the breakers' client
     CacheCheck().run()  # opens the health check's private PING client
     admin = redis.Redis(port=redis_server.port, client_name="test-admin")

@@ -84,6 +84,10 @@ class HealthCheck:
     component_type: ClassVar[str] = "component"
     #: Default criticality; ``settings.HEALTH_CHECKS[name]["critical"]`` overrides it.
     critical_by_default: ClassVar[bool] = True
+    #: True for a dependency every pod shares (the database, Redis). Its outage fails every pod
+    #: alike, and taking them all out of service would turn a degraded site into no site: any
+    #: failure of such a check (an error, no answer in time) is reported as ``warn``, never ``fail``.
+    shared_dependency: ClassVar[bool] = False
     #: False for checks that only read this process's memory: never cached, so they reflect a
     #: change (the process starting to drain) at once.
     cached: ClassVar[bool] = True
@@ -114,7 +118,12 @@ class HealthCheck:
     def result(
         self, status: Status, duration: float, output: str = "", observation: Observation | None = None
     ) -> CheckResult:
-        """A result of this check; without an observation, the observed value is the response time."""
+        """A result of this check; without an observation, the observed value is the response time.
+
+        A failure of a shared dependency is reported as ``warn`` (see ``shared_dependency``).
+        """
+        if status is Status.FAIL and self.shared_dependency:
+            status = Status.WARN
         return CheckResult(
             name=self.name,
             component_id=self.component_id,

@@ -8,9 +8,7 @@ for operators; the runner keeps those messages away from anonymous callers.
 from __future__ import annotations
 
 import os
-import threading
 import uuid
-import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,10 +41,19 @@ class ShutdownCheck(HealthCheck):
 
 
 class DatabaseCheck(HealthCheck):
-    """A trivial query on one database alias, bounded on the server by a statement timeout."""
+    """A trivial query on one database alias, bounded on the server by a statement timeout.
+
+    The database is shared by every pod: when it is unreachable every pod fails alike, and taking
+    them all out of the Service changes nothing for users (the ingress would answer 503 instead of
+    the pods) but delays recovery by a probe period and the endpoint propagation. So its failure is
+    reported as ``warn`` and the pod stays in service, answering pages with a fast 503
+    (``apps.ops.errors``); it serves again the moment the pool reconnects.
+    """
 
     name = "database"
     component_type = "datastore"
+    critical_by_default = False
+    shared_dependency = True
 
     def __init__(self, *, alias: str, query: str = "SELECT 1") -> None:
         super().__init__(component_id=alias)
@@ -75,27 +82,26 @@ class DatabaseCheck(HealthCheck):
                     cursor.execute(self.query)
                 cursor.fetchone()
         except Error as exc:
-            raise CheckFailed(f"database {self.alias!r}: {describe_error(exc)}")
+            raise CheckFailed(f"database {self.alias!r}, pages answer 503: {describe_error(exc)}")
         return None
 
 
 class CacheCheck(HealthCheck):
     """A Redis PING (one attempt, the cache's socket timeouts) or a set/get on other cache backends.
 
-    Critical only when ``REDIS_URL`` is set: a local-memory cache cannot be "down".
+    Redis is shared by every pod, and pages run without the cache while it is unreachable
+    (``apps.ops.cache``): its failure is reported as ``warn`` (``shared_dependency``). While the
+    cache already knows Redis is unreachable the check says so without waiting on it again.
     """
 
     name = "cache"
     component_type = "datastore"
-
-    # Private PING clients by the cache's connection pool (weakly: a discarded pool takes its client).
-    _ping_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-    _ping_clients_lock = threading.Lock()
+    critical_by_default = False
+    shared_dependency = True
 
     def __init__(self, *, alias: str = "default") -> None:
         super().__init__(component_id=alias if alias != "default" else None)
         self.alias = alias
-        self.critical = bool(settings.REDIS_URL)
 
     @classmethod
     def build(cls, *, aliases: list[str] | None = None) -> list[HealthCheck]:
@@ -104,17 +110,26 @@ class CacheCheck(HealthCheck):
     def run(self) -> Observation | None:
         from django.core.cache import caches
 
+        from apps.ops.cache import outage_of, ping_client
+
         cache = caches[self.alias]
-        get_client = getattr(getattr(cache, "client", None), "get_client", None)
-        if get_client is None:
+        outage = outage_of(cache)
+        if outage is None:
             self._set_and_get(cache)
             return None
-        import redis
+        if not outage.unreachable:
+            import redis
 
-        try:
-            self._ping_client(get_client(write=True)).ping()
-        except redis.RedisError as exc:
-            raise CheckFailed(f"redis: {describe_error(exc)}")
+            try:
+                ping_client(cache.client.get_client(write=True)).ping()
+            except (redis.RedisError, OSError) as exc:
+                outage.report(exc)
+        if outage.unreachable:
+            raise CheckFailed(
+                f"redis at {outage.address} unreachable for {outage.seconds:.0f} s: pages run without "
+                "the cache, circuit breakers on this process's local state",
+                observation=Observation(round(outage.seconds, 1), "s unreachable"),
+            )
         return None
 
     @staticmethod
@@ -125,37 +140,6 @@ class CacheCheck(HealthCheck):
         cache.delete(key)
         if value != "ok":
             raise CheckFailed("cache did not return the value it stored")
-
-    @classmethod
-    def disconnect(cls) -> None:
-        """Close the private PING clients of this process (a shutdown cleanup task)."""
-        with cls._ping_clients_lock:
-            clients = [client for pid, client in cls._ping_clients.values() if pid == os.getpid()]
-        for client in clients:
-            client.connection_pool.disconnect()
-
-    @classmethod
-    def _ping_client(cls, cache_client):
-        """A private client on the cache's server and timeouts, with redis-py's retries turned off.
-
-        redis-py retries a failed command ten times with backoff by default; a probe needs one
-        honest attempt. The client is kept per process, so a steady state costs one PING per run.
-        """
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        pool = cache_client.connection_pool
-        if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
-            return cache_client  # sentinel/cluster pools: use the cache's client as it is
-        with cls._ping_clients_lock:
-            pid, client = cls._ping_clients.get(pool, (None, None))
-            if client is None or pid != os.getpid():  # never reuse a socket across a fork
-                kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
-                private_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-                client = redis.Redis(connection_pool=private_pool)
-                cls._ping_clients[pool] = (os.getpid(), client)
-        return client
 
 
 class MigrationsCheck(HealthCheck):

@@ -1,22 +1,20 @@
-"""Cache backends that count every operation in ``cache_operations_total{operation, result}``.
+"""Counting every cache operation in ``cache_operations_total{operation, result}``.
 
-Drop-in replacements selected in the ``CACHES`` setting: results are ``hit``/``miss`` for ``get``,
-``ok`` for any other operation that returned, and ``error`` when the backend raised (the exception
-is re-raised unchanged).
+:class:`CacheOperationsMixin` goes before a cache backend class (the backends named in ``CACHES``
+live in ``apps.ops.cache``): results are ``hit``/``miss`` for ``get``, ``ok`` for any other
+operation that returned, and ``error`` when the backend raised (the exception is re-raised
+unchanged). ``apps.ops.cache`` adds ``bypassed`` for calls answered without Redis during an outage.
 
-Redis extends django-prometheus' django-redis backend, which also keeps its ``django_cache_get_*``
-counters. Local memory (development only) extends Django's own backend: django-prometheus'
-``LocMemCache`` returns the default for cached falsy values (``0``, ``""``), which would change
-what the application reads.
+The Redis backend extends django-prometheus' django-redis backend, which also keeps its
+``django_cache_get_*`` counters. Local memory (development only) extends Django's own backend:
+django-prometheus' ``LocMemCache`` returns the default for cached falsy values (``0``, ``""``),
+which would change what the application reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-
-from django.core.cache.backends.locmem import LocMemCache as DjangoLocMemCache
-from django_prometheus.cache.backends.redis import RedisCache as PrometheusRedisCache
 
 from .definitions import CACHE_OPERATIONS
 
@@ -59,11 +57,3 @@ class CacheOperationsMixin:
 
 for _operation in COUNTED_OPERATIONS:
     setattr(CacheOperationsMixin, _operation, _counted(_operation))
-
-
-class RedisCache(CacheOperationsMixin, PrometheusRedisCache):
-    """django-redis, with django-prometheus' get counters and ``cache_operations_total``."""
-
-
-class LocMemCache(CacheOperationsMixin, DjangoLocMemCache):
-    """Django's local-memory cache with ``cache_operations_total``."""

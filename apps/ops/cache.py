@@ -1,0 +1,219 @@
+"""The cache backends named in ``CACHES``: every operation counted, Redis bypassed while unreachable.
+
+The cache saves work; it never holds data a page needs. So when Redis is down or frozen, pages must
+keep working, and without paying a Redis timeout on every cache call. The first call that meets an
+unreachable Redis (connection refused, or no answer within ``REDIS_SOCKET_TIMEOUT``) records an
+:class:`Outage` for this process. From then on every cache call returns at once as if the cache
+were empty (``get`` gives the default, writes store nothing), counted in
+``cache_operations_total{result="bypassed"}``, while one background thread per process pings Redis
+every ``CACHE_RETRY_SECONDS``. Its first answer ends the outage: pages use Redis again within about
+one interval after it is back. Requests never wait on a Redis that is known to be unreachable.
+
+Writes skipped during an outage are lost, deletions included: only cache values whose staleness is
+bounded by their timeout. Operations beyond Django's cache API (locks, key scans) are not bypassed:
+a feature that needs Redis itself fails alone, with Redis' error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from django.conf import settings
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache as DjangoLocMemCache
+from django_prometheus.cache.backends.redis import RedisCache as PrometheusRedisCache
+from django_redis.exceptions import ConnectionInterrupted
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .metrics.cache import CacheOperationsMixin
+from .metrics.definitions import CACHE_OPERATIONS
+
+logger = logging.getLogger("apps.ops.cache")
+
+# What says "Redis cannot be reached" rather than "Redis refused this command".
+_UNREACHABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError, socket.timeout, OSError)
+
+
+class Outage:
+    """Whether one Redis server answers this process; while it does not, a thread pings it."""
+
+    def __init__(self, address: str, ping: Callable[[], Any]) -> None:
+        self.address = address  # host:port, for logs: never the password
+        self._ping = ping
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._closed = threading.Event()
+
+    @property
+    def unreachable(self) -> bool:
+        return self._since is not None
+
+    @property
+    def seconds(self) -> float:
+        """How long Redis has been unreachable (0 when it answers)."""
+        since = self._since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def report(self, error: BaseException) -> None:
+        """Redis did not answer: bypass it from now on and start pinging it in the background."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        logger.warning(
+            "cache: Redis at %s unreachable (%s: %s); pages run without the cache until it answers",
+            self.address,
+            type(error).__name__,
+            error,
+            extra={"redis": self.address},
+        )
+        threading.Thread(target=self._watch, name="cache-redis-watch", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop watching (the record is being forgotten)."""
+        self._closed.set()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(float(settings.CACHE_RETRY_SECONDS)):
+            try:
+                self._ping()
+            except (redis.RedisError, OSError):
+                continue
+            with self._lock:
+                down_for, self._since = time.monotonic() - (self._since or time.monotonic()), None
+            logger.info(
+                "cache: Redis at %s answers again after %.1f s; the cache is in use",
+                self.address,
+                down_for,
+                extra={"redis": self.address},
+            )
+            return
+
+
+# (pid, connection pool) -> private PING client; (pid, location) -> Outage. Keyed by pid: a forked
+# child must never reuse its parent's sockets, nor inherit an outage whose watcher did not fork.
+_ping_clients: dict[tuple[int, int], redis.Redis] = {}
+_outages: dict[tuple[int, str], Outage] = {}
+_registry_lock = threading.Lock()
+
+
+def ping_client(cache_client: redis.Redis) -> redis.Redis:
+    """A client on the cache's server and timeouts with redis-py's retries turned off, kept per process.
+
+    A probe or a watcher needs one honest attempt, bounded by the socket timeouts; the cache's own
+    pool stays free for pages. Sentinel and cluster pools are used as they are.
+    """
+    pool = cache_client.connection_pool
+    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+        return cache_client
+    key = (os.getpid(), id(pool))
+    with _registry_lock:
+        client = _ping_clients.get(key)
+        if client is None:
+            kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+            private_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+            client = _ping_clients[key] = redis.Redis(connection_pool=private_pool)
+    return client
+
+
+def disconnect_ping_clients() -> None:
+    """Close this process's private PING clients (a shutdown cleanup task)."""
+    with _registry_lock:
+        clients = [client for (pid, _pool), client in _ping_clients.items() if pid == os.getpid()]
+    for client in clients:
+        client.connection_pool.disconnect()
+
+
+def reset() -> None:
+    """Forget every outage record of this process and stop their watchers (tests; settings changes)."""
+    with _registry_lock:
+        outages = [_outages.pop(key) for key in list(_outages) if key[0] == os.getpid()]
+    for outage in outages:
+        outage.close()
+
+
+def outage_of(cache: BaseCache) -> Outage | None:
+    """The :class:`Outage` record of a Redis cache backend (None for other backends)."""
+    return cache.outage if isinstance(cache, RedisCache) else None
+
+
+class BypassWhileUnreachable:
+    """Django's cache API answered as an empty cache while Redis is unreachable (see module doc)."""
+
+    _server: str  # django-redis: the LOCATION setting
+
+    @property
+    def outage(self) -> Outage:
+        key = (os.getpid(), str(self._server))
+        outage = _outages.get(key)
+        if outage is None:
+            parts = urlsplit(str(self._server).split(",")[0])
+            address = f"{parts.hostname}:{parts.port or 6379}"
+            with _registry_lock:
+                outage = _outages.setdefault(
+                    key, Outage(address, lambda: ping_client(self.client.get_client(write=True)).ping())
+                )
+        return outage
+
+    def _bypassable(self, operation: str, fallback: Any, *args: Any, **kwargs: Any) -> Any:
+        outage = self.outage
+        if outage.unreachable:
+            CACHE_OPERATIONS.labels(operation, "bypassed").inc()
+            return fallback
+        try:
+            return getattr(super(), operation)(*args, **kwargs)
+        except (ConnectionInterrupted, *_UNREACHABLE_ERRORS) as exc:
+            # django-redis wraps redis-py's error, and some of its methods raise the cause again.
+            error = exc.__cause__ if isinstance(exc, ConnectionInterrupted) else exc
+            if not isinstance(error, _UNREACHABLE_ERRORS):
+                raise
+            outage.report(error)
+            return fallback
+
+    def get(self, key: Any, default: Any = None, version: int | None = None, **kwargs: Any) -> Any:
+        return self._bypassable("get", default, key, default, version=version, **kwargs)
+
+    def get_many(self, keys: Any, version: int | None = None, **kwargs: Any) -> dict:
+        return self._bypassable("get_many", {}, keys, version=version, **kwargs)
+
+    def has_key(self, key: Any, version: int | None = None, **kwargs: Any) -> bool:
+        return self._bypassable("has_key", False, key, version=version, **kwargs)
+
+    def set(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("set", False, *args, **kwargs)
+
+    def add(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("add", False, *args, **kwargs)
+
+    def set_many(self, data: dict, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("set_many", list(data), data, *args, **kwargs)
+
+    def touch(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("touch", False, *args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("delete", False, *args, **kwargs)
+
+    def delete_many(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("delete_many", 0, *args, **kwargs)
+
+    def clear(self, *args: Any, **kwargs: Any) -> Any:
+        return self._bypassable("clear", False, *args, **kwargs)
+
+
+class RedisCache(BypassWhileUnreachable, CacheOperationsMixin, PrometheusRedisCache):
+    """django-redis, counted (``cache_operations_total``, django-prometheus' get counters), and
+    bypassed while Redis is unreachable."""
+
+
+class LocMemCache(CacheOperationsMixin, DjangoLocMemCache):
+    """Django's local-memory cache with ``cache_operations_total`` (development, one process)."""
