@@ -9,6 +9,9 @@ admin.site.site_header = "DotMac Platform administration"
 admin.site.site_title = "DotMac Platform admin"
 admin.site.index_title = "Operations and tenants"
 
+# A database outage answers 503 "temporarily unavailable" instead of 500 (apps.ops.errors).
+handler500 = "apps.ops.errors.server_error"
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

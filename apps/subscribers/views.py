@@ -23,6 +23,7 @@ from apps.ops.metrics import record_subscriber_created
 from . import services
 from .forms import SubscriberForm
 from .models import Subscriber
+from .selectors import subscriber_status_counts
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ def subscriber_list(request):
     if query:
         subscribers = subscribers.filter(Q(name__icontains=query) | Q(email__icontains=query))
     page = Paginator(subscribers, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "subscribers/list.html", {"page": page, "query": query})
+    status_counts = subscriber_status_counts(tenant=request.tenant)
+    return render(
+        request, "subscribers/list.html", {"page": page, "query": query, "status_counts": status_counts}
+    )
 
 
 @tenant_staff_required
