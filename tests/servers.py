@@ -133,7 +133,7 @@ class PostgresServer:
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, password: str = "") -> None:
         binary = shutil.which("redis-server")
         if not binary:
             raise ServerError(
@@ -141,6 +141,7 @@ class RedisServer:
             )
         self.binary = binary
         self.port = port or free_port()
+        self.password = password
         self.root = Path(tempfile.mkdtemp(prefix="dotmac-redis-"))
         self.process: subprocess.Popen | None = None
 
@@ -149,6 +150,7 @@ class RedisServer:
             [
                 self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),
                 "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -189,4 +191,5 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
