@@ -18,6 +18,15 @@ listeners immediately and reset the connections waiting in the accept queue). It
 4. every worker runs its cleanup tasks on exit and logs one summary line; the master logs one.
 
 A second SIGTERM or SIGINT during the drain is logged and changes nothing; SIGQUIT stops at once.
+
+Probes on a port of their own (``PROBE_PORT``; apps/ops/probe_listener.py): a gthread worker gives
+a connection a request thread as soon as its first bytes arrive and then reads the headers blocking,
+so clients sending their headers slowly hold every request thread (20 hold 2 workers x 4 threads) and
+the kubelet's probes on the main port time out: the kubelet would restart a pod that is only busy.
+With ``PROBE_PORT`` set the master opens one more listening socket before forking (not one of
+gunicorn's listeners: the drain does not close it, the master closes its copy on exit), and each
+worker answers ``/live``, ``/ready`` and ``/health`` there from threads of its own, apart from the
+request threads, until it exits: ``/ready`` 503 and ``/live`` 200 throughout the drain.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import time
 from datetime import UTC, datetime
 
 from gunicorn.glogging import Logger as _GunicornLogger
+from gunicorn.util import parse_address
 
 
 def _env(name: str, default: str) -> str:
@@ -44,7 +54,8 @@ _port = int(_env("PORT", "8000"))
 
 # --- Server settings ------------------------------------------------------------------------
 # 0.0.0.0 in a container (the kubelet and the Service reach the pod IP); loopback on a workstation.
-bind = [_env("GUNICORN_BIND", f"{'0.0.0.0' if _production else '127.0.0.1'}:{_port}")]
+_host = "0.0.0.0" if _production else "127.0.0.1"
+bind = [_env("GUNICORN_BIND", f"{_host}:{_port}")]
 wsgi_app = "dotmac.wsgi:application"
 worker_class = "gthread"
 workers = int(_env("WEB_CONCURRENCY", "2"))
@@ -62,6 +73,22 @@ control_socket_disable = True
 
 # How long /ready answers 503 while everything else is still served, before the listeners close.
 DRAIN_DELAY_SECONDS = float(_env("DRAIN_DELAY_SECONDS", "5" if _production else "0"))
+
+
+def _probe_address() -> tuple[str, int] | None:
+    """Where the probe listener listens: ``PROBE_PORT`` on the main bind's host; None when unset."""
+    value = _env("PROBE_PORT", "")
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
+        raise RuntimeError(f"PROBE_PORT must be a TCP port number, got {value!r}")
+    main = parse_address(bind[0])
+    # A Unix socket or fd:// main bind has no host to share: the default host, as for PORT.
+    return (main[0] if isinstance(main, tuple) else _host), int(value)
+
+
+# /live, /ready and /health on a port of their own, apart from the request threads (see above).
+PROBE_ADDRESS = _probe_address()
 
 # --- Writable paths: only a temporary directory is writable in the container -----------------
 # One directory per port, so two servers on one host never share (or wipe) each other's files.
@@ -262,8 +289,27 @@ class _Drain:
 # --- Hooks ----------------------------------------------------------------------------------
 
 
+def _open_probe_listener(server) -> None:
+    """Master: listen on ``PROBE_ADDRESS`` (the workers inherit the socket), or close what was open."""
+    from apps.ops import probe_listener
+
+    if PROBE_ADDRESS is None:
+        probe_listener.close_listener()
+        return
+    host, port = PROBE_ADDRESS
+    already = probe_listener.listener()
+    try:
+        # SO_REUSEPORT: after USR2 (server.master_pid set) the old master still listens on the port.
+        opened = probe_listener.open_listener(host, port)
+    except OSError as exc:  # gunicorn prints a RuntimeError's message and exits 1
+        raise RuntimeError(f"cannot listen for probes on {host}:{port} (PROBE_PORT): {exc}") from exc
+    if opened is not already:
+        server.log.info("Probe listener at: http://%s:%s (%s)", host, port, server.pid)
+
+
 def on_starting(server) -> None:
-    """Master, before the workers exist: metrics directory, shared drain flag, drain on SIGTERM."""
+    """Master, before the workers exist: metrics directory, shared drain flag, drain on SIGTERM,
+    probe listener."""
     from apps.ops import shutdown
     from apps.ops.metrics.multiprocess import prepare_directory
 
@@ -274,11 +320,24 @@ def on_starting(server) -> None:
         prepare_directory(PROMETHEUS_MULTIPROC_DIR)
     shutdown.create_shared_state()
     server.handle_term = _Drain(server)
+    _open_probe_listener(server)
 
 
 def on_reload(server) -> None:
-    """Master, after SIGHUP re-read this file: drain with the settings just read."""
+    """Master, after SIGHUP re-read this file: drain and listen for probes with the settings just read."""
     server.handle_term = _Drain(server)
+    _open_probe_listener(server)
+
+
+def on_exit(server) -> None:
+    """Master, last thing before it exits: close its copy of the probe socket.
+
+    The workers are gone by then; the drain closed gunicorn's listeners but left this one open so
+    every worker could answer probes until it exited.
+    """
+    from apps.ops import probe_listener
+
+    probe_listener.close_listener()
 
 
 def _with_connection_closer(app):
@@ -311,6 +370,11 @@ def post_worker_init(worker) -> None:
         shutdown.begin_stopping()
     worker.wsgi = _with_connection_closer(worker.wsgi)
     _prepare_worker(worker)
+    # After the preloading: the first probe must not pay for imports. It serves until worker_exit
+    # stops it, so this worker answers probes through the whole drain.
+    from apps.ops import probe_listener
+
+    probe_listener.serve_in_background(worker.wsgi)
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
@@ -360,8 +424,11 @@ def worker_exit(server, worker) -> None:
     """Worker exiting: cleanup tasks and the worker's summary line, then exit without teardown."""
     if worker.pid != os.getpid():
         return  # gunicorn also calls this in the master for a worker that vanished
-    from apps.ops import shutdown
+    from apps.ops import probe_listener, shutdown
 
+    # Before the cleanup closes the connections /ready uses: answer the probes this worker took,
+    # take no more (they wait in the socket's queue for the other workers).
+    probe_listener.stop_serving()
     shutdown.finish_process()
     # gunicorn calls this hook while its SystemExit propagates. Once the cleanup tasks closed the
     # connections and flushed the logs, the interpreter's teardown of a Django process (about
