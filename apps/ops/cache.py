@@ -2,7 +2,7 @@
 
 The cache saves work; it never holds data a page needs. So when Redis is down or frozen, pages must
 keep working, and without paying a Redis timeout on every cache call. The first call that meets an
-unreachable Redis (connection refused, or no answer within ``REDIS_SOCKET_TIMEOUT``) records an
+unreachable Redis (connection refused, or no answer within ``CACHE_SOCKET_TIMEOUT``) records an
 :class:`Outage` for this process. From then on every cache call returns at once as if the cache
 were empty (``get`` gives the default, writes store nothing), counted in
 ``cache_operations_total{result="bypassed"}``, while one background thread per process pings Redis

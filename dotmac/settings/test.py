@@ -35,6 +35,6 @@ DATABASES = {
     )
 }
 REDIS_URL = f"redis://127.0.0.1:{TEST_SERVERS['redis_port']}/0"
-CACHES = cache_from_url(REDIS_URL, socket_timeout=REDIS_SOCKET_TIMEOUT)  # noqa: F405
+CACHES = cache_from_url(REDIS_URL, socket_timeout=CACHE_SOCKET_TIMEOUT)  # noqa: F405
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
