@@ -53,10 +53,27 @@ def full_report() -> HealthReport:
 
 def prepare() -> None:
     """Import what the first run of the checks would (the migration files), so that a new worker's
-    first probe costs what every later one does."""
+    first probe costs what every later one does, and find the migrations applied now.
+
+    A process remembers that its migrations are applied and never asks again, so a database
+    outage later cannot fail its readiness through this check; a worker that found them at boot
+    is such a process whichever worker the kubelet's probes happen to reach. If the database cannot
+    tell at boot, the probes ask until it can.
+    """
+    from django.db import connections
+
+    from .base import HealthCheckError
     from .checks import MigrationsCheck
+    from .config import readiness_checks
 
     MigrationsCheck.load_migration_files()
+    for check in readiness_checks():
+        if isinstance(check, MigrationsCheck):
+            try:
+                check.run()
+            except HealthCheckError:
+                pass  # reported by the probes, which run it again
+    connections.close_all()  # this thread serves no request: give the connection back
 
 
 def reset() -> None:
