@@ -405,14 +405,15 @@ def dependency(deployment: Deployment, check: str) -> tuple[Callable[[], None], 
 
 @contextlib.contextmanager
 def outage(deployment: Deployment, check: str) -> Iterator[float]:
-    """Stop a dependency until the readiness metric of ``check`` shows it failing; restart after."""
+    """Stop a dependency until the readiness metric of ``check`` shows it degraded (0.5: a shared
+    dependency warns, never fails); restart after."""
     prometheus = deployment.prometheus
     stop, restart = dependency(deployment, check)
     wait_for_value(prometheus, check_status(check), 1)
     stopped_at = time.monotonic()
     stop()
     try:
-        wait_for_value(prometheus, check_status(check), 0)
+        wait_for_value(prometheus, check_status(check), 0.5)
         yield stopped_at
     finally:
         restart()
@@ -420,11 +421,12 @@ def outage(deployment: Deployment, check: str) -> Iterator[float]:
 
 
 @pytest.mark.parametrize(("check", "other_check"), [("cache", "database"), ("database", "cache")])
-def test_stopped_dependency_shows_as_a_failing_readiness_check_and_recovers(deployment, check, other_check):
+def test_stopped_dependency_shows_as_a_degraded_check_while_ready_stays_200(deployment, check, other_check):
     prometheus, kubelet = deployment.prometheus, deployment.kubelet
 
     with outage(deployment, check) as stopped_at:
-        assert 503 in kubelet.seen("/ready", since=stopped_at)
+        # Shared by every pod: readiness must not take them all out of service.
+        assert set(kubelet.seen("/ready", since=stopped_at)) == {200}
         assert set(kubelet.seen("/live", since=stopped_at)) == {200}
         # Scrapes need neither Redis nor the database: the target is up; the other check passes.
         assert_scraped(prometheus)
