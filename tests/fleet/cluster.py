@@ -161,7 +161,7 @@ class Fleet:
         """One member per seeded session, each on a client address of its own."""
         return [
             StaffMember(
-                ingress_port=self.ingress.port,
+                port=self.ingress.port,
                 host=self.host,
                 source_address=f"127.0.0.{10 + index}",
                 cookies={self.seeded["session_cookie_name"]: session},

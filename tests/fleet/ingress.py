@@ -139,7 +139,7 @@ class Ingress:
             f"fastcgi_temp_path {root}/fastcgi;\nuwsgi_temp_path {root}/uwsgi;\nscgi_temp_path {root}/scgi;\n"
             f"client_max_body_size {self.setting('proxy-body-size')};\n"
             f"{zones}{upstream}"
-            f"server {{\nlisten 127.0.0.1:{self.port} reuseport;\nserver_name _;\n{denied}"
+            f"server {{\nlisten 127.0.0.1:{self.port};\nserver_name _;\n{denied}"
             f"location / {{\n{limits}{backend}}}\n}}\n}}\n"
         )
 
@@ -194,7 +194,17 @@ class Ingress:
             self.history.append((time.monotonic(), new))
 
     def _reloaded(self) -> bool:
-        for _ in range(3):  # old workers may still accept for a moment
+        """The old worker stopped accepting (its title says it is shutting down) and the new one
+        answers with the new configuration."""
+        master = self.process.pid
+        try:
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+            titles = [Path(f"/proc/{child}/cmdline").read_bytes().rstrip(b"\0") for child in children]
+        except OSError:
+            return False
+        if titles.count(b"nginx: worker process") != 1:
+            return False
+        for _ in range(3):
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
                 connection.request("GET", GENERATION_PATH)

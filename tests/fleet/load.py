@@ -44,18 +44,20 @@ class Outcome:
 
 @dataclass
 class StaffMember:
-    ingress_port: int
+    port: int  # the ingress's, or a pod's for an in-cluster client
     host: str
     source_address: str
     cookies: dict[str, str]
     timeout: float = 30.0
     csrf_token: str = ""
+    forwarded_https: bool = False  # add X-Forwarded-Proto: https, as the ingress does for its clients
 
     def request(self, kind: str, method: str, path: str, form: dict | None = None) -> Outcome:
         headers = {
             "Host": self.host,
             "Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items()),
             "Accept": "text/html",
+            **({"X-Forwarded-Proto": "https"} if self.forwarded_https else {}),
         }
         body = None
         if form is not None:
@@ -70,7 +72,7 @@ class StaffMember:
             )
         began = time.monotonic()
         connection = http.client.HTTPConnection(
-            "127.0.0.1", self.ingress_port, timeout=self.timeout, source_address=(self.source_address, 0)
+            "127.0.0.1", self.port, timeout=self.timeout, source_address=(self.source_address, 0)
         )
         try:
             connection.request(method, path, body=body, headers=headers)

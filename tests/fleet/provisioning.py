@@ -36,6 +36,7 @@ class ProvisioningAPI:
     def __init__(self) -> None:
         self.port = free_port()
         self.status = 201
+        self.delay = 0.0  # seconds before answering (a slow API)
         self.calls: list[Call] = []
         self._provisioned: dict[str, int] = {}  # idempotency key -> subscriber id
         self._lock = threading.Lock()
@@ -59,6 +60,8 @@ class ProvisioningAPI:
                 except ValueError:
                     subscriber_id = None
                 key = self.headers.get("Idempotency-Key", "")
+                if api.delay:
+                    time.sleep(api.delay)
                 with api._lock:
                     replayed = key in api._provisioned
                     status = 201 if replayed else api.status
