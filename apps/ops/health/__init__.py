@@ -13,6 +13,8 @@ Public API (no request objects anywhere, so views, commands and server hooks can
 
 from __future__ import annotations
 
+import threading
+
 from .base import CheckFailed, CheckResult, CheckWarning, HealthCheck, HealthCheckError, Observation, Status
 from .liveness import broken_reason, mark_broken
 from .report import HealthReport
@@ -53,27 +55,35 @@ def full_report() -> HealthReport:
 
 def prepare() -> None:
     """Import what the first run of the checks would (the migration files), so that a new worker's
-    first probe costs what every later one does, and find the migrations applied now.
+    first probe costs what every later one does, and find the migrations applied, in the background.
 
     A process remembers that its migrations are applied and never asks again, so a database
     outage later cannot fail its readiness through this check; a worker that found them at boot
     is such a process whichever worker the kubelet's probes happen to reach. If the database cannot
-    tell at boot, the probes ask until it can.
+    tell at boot, the probes ask until it can. The query runs in a thread of its own: the worker
+    takes requests meanwhile.
     """
+    from .checks import MigrationsCheck
+
+    MigrationsCheck.load_migration_files()
+    threading.Thread(target=_find_migrations_applied, name="health-migrations-at-boot", daemon=True).start()
+
+
+def _find_migrations_applied() -> None:
     from django.db import connections
 
-    from .base import HealthCheckError
     from .checks import MigrationsCheck
     from .config import readiness_checks
 
-    MigrationsCheck.load_migration_files()
-    for check in readiness_checks():
-        if isinstance(check, MigrationsCheck):
-            try:
-                check.run()
-            except HealthCheckError:
-                pass  # reported by the probes, which run it again
-    connections.close_all()  # this thread serves no request: give the connection back
+    try:
+        for check in readiness_checks():
+            if isinstance(check, MigrationsCheck):
+                try:
+                    check.run()
+                except HealthCheckError:
+                    pass  # reported by the probes, which run it again
+    finally:
+        connections.close_all()  # this thread's connection goes back to the pool
 
 
 def reset() -> None:
