@@ -180,6 +180,9 @@ def postgres_outage(fleet: Fleet, form: Form) -> dict:
         "last_failure_after_back_seconds": max((o.started - up for o in failed), default=float("-inf")),
         "liveness_missed": len(liveness_missed),
         "restarts": fleet.controller.restarts(),
+        "worker_timeouts": sum(
+            pod.server.stderr_text().count("WORKER TIMEOUT") for pod in fleet.controller.pods
+        ),
         "endpoints_removed": endpoints_removed(fleet, began),
         **acknowledged_creates_lost(fleet, outcomes),
     }
@@ -210,6 +213,7 @@ def provisioning_outage(
     opened = upstream_failures[fail_max - 1].at if len(upstream_failures) >= fail_max else None
     # Failures before the breaker could first let a trial call through (half-open).
     before_trial = [call for call in upstream_failures if opened is None or call.at < opened + reset_timeout]
+    still_pending = sum(1 for status in fleet.statuses(pending).values() if status == "pending")
     api.status = 201
     recovered = time.monotonic()
     admitted = max(recovered, (opened or recovered) + reset_timeout)  # the breaker lets calls through
@@ -231,6 +235,7 @@ def provisioning_outage(
         "upstream_failures_before_open": len(before_trial),
         "fail_max": fail_max,
         "pending": len(pending),
+        "pending_at_the_end_of_the_outage": still_pending,
         "seconds_to_all_active_after_breaker_admits": activated - admitted,
         "seconds_to_all_active_after_recovery": activated - recovered,
         "cron_period": cron_period,

@@ -42,6 +42,7 @@ def test_a_postgresql_outage_fails_fast_with_503_and_recovers_within_5_seconds(f
     assert figures["slowest_failure_seconds"] <= 5
     assert figures["failed_from_5s_after_back"] == 0
     assert figures["restarts"] == 0 and figures["liveness_missed"] == 0
+    assert figures["worker_timeouts"] == 0
     assert figures["endpoints_removed"] == 0  # readiness said nothing a shared outage would change
     assert figures["lost"] == 0 and figures["duplicated"] == 0
 
@@ -68,6 +69,9 @@ def test_a_provisioning_outage_opens_the_breaker_fleet_wide_and_pending_activati
         ),
     )
     assert figures["activation_pods"] == 2  # staff activated from every pod
+    assert (
+        figures["pending_at_the_end_of_the_outage"] == figures["pending"]
+    )  # nothing lost, nothing half-done
     assert figures["upstream_failures_before_open"] == figures["fail_max"]
     assert figures["provisioned_once"] == figures["pending"]
     assert figures["provisioned_twice"] == 0
