@@ -92,19 +92,27 @@ class Upstream:
             def log_message(self, format: str, *args: object) -> None:  # quiet
                 pass
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(self.port, Handler)
         return self
 
     def stop(self) -> None:
         """Close the listening socket: new connections are refused."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server = shut(self._server)
+
+
+def serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A threaded HTTP server on 127.0.0.1:``port``, serving from a daemon thread."""
+    server = _Server(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def shut(server: ThreadingHTTPServer | None) -> None:
+    """Stop serving and close the listening socket (new connections are refused); None."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(name="upstream")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.servers import free_port
+from tests.upstream import serve, shut
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,6 @@ class Call:
     subscriber_id: int | None
     status: int
     replayed: bool
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 64
-    daemon_threads = True
 
 
 class ProvisioningAPI:
@@ -78,17 +74,11 @@ class ProvisioningAPI:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", self.port), Handler)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = serve(self.port, Handler)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server = shut(self._server)
 
     def log(self) -> list[Call]:
         with self._lock:
