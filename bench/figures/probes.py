@@ -4,6 +4,7 @@ frozen by SIGSTOP (it accepts connections and never answers), and whether any wo
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,14 @@ def _concurrent_live(server: BenchServer, bench: Bench, count: int) -> list[floa
         return list(pool.map(one, range(count)))
 
 
+def _cache_check(response) -> str:
+    """The cache check's status in a /ready answer ("" when there is none)."""
+    try:
+        return json.loads(response.body)["checks"]["cache"][0]["status"]
+    except (AttributeError, ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
 def frozen_redis_latency(bench: Bench) -> list[Row]:
     (server,) = bench.servers("probes")
     _require_probe(server, "/ready", bench, 200)
@@ -118,7 +127,8 @@ def frozen_redis_latency(bench: Bench) -> list[Row]:
     bench.redis.freeze()
     try:
         ready = _probe(bench, server, "/ready", seconds)
-        # By now the cached result has expired: the answer must be 503 (not 500, not a hang).
+        # By now the cached result has expired: the answer must be 200 with the cache check at warn
+        # (Redis is shared by every pod: readiness stays up), not 503 or 500, not a hang.
         last = http_get(server.port, "/ready", headers=bench.django_headers, timeout=10)
         live = _probe(bench, server, "/live", max(1, bench.sizes.latency_seconds))
         # Every worker thread at once: a thread stuck on Redis would show up as a slow or failed /live.
@@ -128,12 +138,9 @@ def frozen_redis_latency(bench: Bench) -> list[Row]:
     thawed = time.monotonic()
     try:
         wait_until(
-            lambda: (
-                (response := try_get(server.port, "/ready", headers=bench.django_headers)) is not None
-                and response.status == 200
-            ),
+            lambda: _cache_check(try_get(server.port, "/ready", headers=bench.django_headers)) == "pass",
             timeout=ttl + deadline + 10,
-            message="/ready to recover after Redis thawed",
+            message="the cache check to pass again after Redis thawed",
         )
         recovery = time.monotonic() - thawed
     except TimeoutError:
@@ -151,11 +158,24 @@ def frozen_redis_latency(bench: Bench) -> list[Row]:
         "`/ready` latency, Redis frozen (SIGSTOP)",
         measured=(
             f"{_latency(ready)}; {ready.http_errors} of {ready.requests} answered ≥ 400, the last "
-            f"one {last.status} in {last.seconds * 1000:.0f} ms; "
-            + (f"back to 200 {recovery:.1f} s after SIGCONT" if recovery is not None else "did NOT recover")
+            f"one {last.status} (cache check {_cache_check(last)}) in {last.seconds * 1000:.0f} ms; "
+            + (
+                f"cache check passing {recovery:.1f} s after SIGCONT"
+                if recovery is not None
+                else "did NOT recover"
+            )
         ),
-        target=f"p99 ≤ deadline {deadline:.1f} s + 100 ms = {limit_ms:.0f} ms, 503 not 500, no worker stuck",
-        met=ready.p99_ms <= limit_ms and last.status == 503 and stuck == 0 and recovery is not None,
+        target=(
+            f"p99 ≤ deadline {deadline:.1f} s + 100 ms = {limit_ms:.0f} ms, all 200 with the cache check at "
+            "warn (a shared dependency), no worker stuck"
+        ),
+        met=(
+            ready.p99_ms <= limit_ms
+            and ready.http_errors == 0
+            and (last.status, _cache_check(last)) == (200, "warn")
+            and stuck == 0
+            and recovery is not None
+        ),
         data={
             **_data(ready),
             "last_status": last.status,
