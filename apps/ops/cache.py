@@ -21,6 +21,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -99,9 +100,10 @@ class Outage:
             return
 
 
-# (pid, connection pool) -> private PING client; (pid, location) -> Outage. Keyed by pid: a forked
-# child must never reuse its parent's sockets, nor inherit an outage whose watcher did not fork.
-_ping_clients: dict[tuple[int, int], redis.Redis] = {}
+# The cache's connection pool -> (pid, private PING client), weakly: a discarded pool takes its
+# client. (pid, location) -> Outage. By pid: a forked child must never reuse its parent's sockets,
+# nor inherit an outage whose watcher thread did not fork with it.
+_ping_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _outages: dict[tuple[int, str], Outage] = {}
 _registry_lock = threading.Lock()
 
@@ -115,20 +117,20 @@ def ping_client(cache_client: redis.Redis) -> redis.Redis:
     pool = cache_client.connection_pool
     if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
         return cache_client
-    key = (os.getpid(), id(pool))
     with _registry_lock:
-        client = _ping_clients.get(key)
-        if client is None:
+        pid, client = _ping_clients.get(pool, (None, None))
+        if client is None or pid != os.getpid():
             kwargs = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
             private_pool = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
-            client = _ping_clients[key] = redis.Redis(connection_pool=private_pool)
+            client = redis.Redis(connection_pool=private_pool)
+            _ping_clients[pool] = (os.getpid(), client)
     return client
 
 
 def disconnect_ping_clients() -> None:
     """Close this process's private PING clients (a shutdown cleanup task)."""
     with _registry_lock:
-        clients = [client for (pid, _pool), client in _ping_clients.items() if pid == os.getpid()]
+        clients = [client for pid, client in _ping_clients.values() if pid == os.getpid()]
     for client in clients:
         client.connection_pool.disconnect()
 
