@@ -68,6 +68,7 @@ class Ingress:
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="dotmac-ingress-"))
         self.process: subprocess.Popen | None = None
+        #: the pod ports new connections are proxied to (set once nginx has them)
         self.endpoints: tuple[int, ...] = ()
         self.generation = 0  # bumped by every configuration written
         self._lock = threading.Lock()
@@ -81,7 +82,7 @@ class Ingress:
         value = self.web.ingress_annotations.get(ANNOTATION + name, CONTROLLER_DEFAULTS.get(name))
         return str(value)
 
-    def config(self) -> str:
+    def config(self, endpoints: tuple[int, ...]) -> str:
         root = self.root
         user = "user root root;\n" if os.geteuid() == 0 else ""
         rps = self.setting("limit-rps") if ANNOTATION + "limit-rps" in self.web.ingress_annotations else None
@@ -96,8 +97,8 @@ class Ingress:
             zones += "limit_conn_zone $binary_remote_addr zone=conn:5m;\n"
             zones += f"limit_conn_status {self.setting('limit-conn-status-code')};\n"
             limits += f"limit_conn conn {connections};\n"
-        if self.endpoints:
-            servers = "".join(f"server 127.0.0.1:{port} max_fails=0;\n" for port in self.endpoints)
+        if endpoints:
+            servers = "".join(f"server 127.0.0.1:{port} max_fails=0;\n" for port in endpoints)
             upstream = (
                 f"upstream pods {{\n{servers}"
                 f"keepalive {self.setting('upstream-keepalive-connections')};\n"
@@ -147,7 +148,7 @@ class Ingress:
 
     def start(self, endpoints: Iterable[int] = ()) -> Ingress:
         self.endpoints = tuple(sorted(endpoints))
-        self._write()
+        self._write(self.endpoints)
         self._stderr = open(self.root / "stderr.log", "ab")
         self.process = subprocess.Popen(
             [self.binary, "-c", str(self.root / "nginx.conf"), "-p", str(self.root), "-g", "daemon off;"],
@@ -167,10 +168,10 @@ class Ingress:
             raise ServerError(f"nginx exited with {self.process.returncode}:\n{self.log_tail()}")
         return port_open(self.port)
 
-    def _write(self) -> None:
+    def _write(self, endpoints: tuple[int, ...]) -> None:
         self.generation += 1
         path = self.root / "nginx.conf"
-        path.write_text(self.config())
+        path.write_text(self.config(endpoints))
         result = subprocess.run(
             [self.binary, "-t", "-q", "-c", str(path), "-p", str(self.root), "-g", "daemon off;"],
             capture_output=True,
@@ -186,11 +187,11 @@ class Ingress:
             new = tuple(sorted(endpoints))
             if new == self.endpoints:
                 return
-            self.endpoints = new
-            self._write()
+            self._write(new)
             self.process.send_signal(signal.SIGHUP)
             # nginx reloads in the background: wait until new connections get the new workers.
             wait_until(self._reloaded, timeout=10, interval=0.01, message="nginx to reload")
+            self.endpoints = new
             self.history.append((time.monotonic(), new))
 
     def _reloaded(self) -> bool:
