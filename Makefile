@@ -82,6 +82,7 @@ run: venv
 lint: venv-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test: venv-dev venv-tools system-deps lint
 	$(BIN)/python -m pytest
