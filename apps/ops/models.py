@@ -14,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.ops.breakers.config import CONFIG_FIELDS, validate_name
+
 RESET_PERMISSION = "ops.reset_circuitbreaker"
 
 
 def validate_breaker_name(value: str) -> None:
-    from apps.ops.breakers.config import validate_name
-
     try:
         validate_name(value)
     except ValueError as exc:
@@ -62,26 +62,9 @@ class BreakerConfigOverride(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        self._config_changed()
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        result = super().delete(*args, **kwargs)
-        self._config_changed()
-        return result
-
     def values(self) -> dict[str, Any]:
         """The fields set on this override (None: not overridden)."""
-        from apps.ops.breakers.config import CONFIG_FIELDS
-
         return {field: getattr(self, field) for field in CONFIG_FIELDS}
-
-    @staticmethod
-    def _config_changed() -> None:
-        from apps.ops.breakers import config
-
-        config.overrides_changed()
 
 
 class CircuitBreaker(BreakerConfigOverride):

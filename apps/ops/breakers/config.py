@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -156,9 +157,7 @@ class _OverrideCache:
             self._reads_started += 1
             read = self._reads_started
         try:
-            from apps.ops.models import BreakerConfigOverride
-
-            rows = {row.name: row.values() for row in BreakerConfigOverride.objects.all()}
+            rows = _read_overrides() if _read_overrides is not None else {}
         except Exception as exc:  # the DB is down or not migrated yet: keep the last known overrides
             if not self._failing:
                 logger.warning("circuit breaker overrides could not be read, keeping the last known: %s", exc)
@@ -190,6 +189,17 @@ class _OverrideCache:
         self._lock = threading.Lock()
         self._refreshing = False
         self._thread = None
+
+
+# Reads the admin overrides ({name: {field: value}}); given by the ops app once models are loaded
+# (apps.ops.apps), so this module never imports the models, which import it.
+_read_overrides: Callable[[], dict[str, dict[str, Any]]] | None = None
+
+
+def read_overrides_with(reader: Callable[[], dict[str, dict[str, Any]]]) -> None:
+    """Where the admin overrides come from (the ops app's ready())."""
+    global _read_overrides
+    _read_overrides = reader
 
 
 _overrides = _OverrideCache()
@@ -227,8 +237,9 @@ def reset_overrides() -> None:
     _overrides.reset()
 
 
-def overrides_changed() -> None:
-    """Re-read the overrides now, in this thread (called when one is saved or deleted here)."""
+def overrides_changed(**_signal: Any) -> None:
+    """Re-read the overrides now, in this thread (a receiver of the override model's saves and
+    deletes in this process)."""
     _overrides.reload()
 
 

@@ -43,3 +43,12 @@ def record_provisioning(outcome: str) -> None:
 
     label = outcome if outcome in PROVISIONING_OUTCOMES else "other"
     PROVISIONING_REQUESTS.labels(tenant=_current_tenant_label(), outcome=label).inc()
+
+
+def add_scrape_collector(collector: object) -> None:
+    """Expose ``collector``'s values (computed at scrape time) in every ``/metrics`` answer of this
+    process; ops parts register theirs when the app starts (the breakers' states)."""
+    from .collectors import SCRAPE_COLLECTORS
+
+    if collector not in SCRAPE_COLLECTORS:
+        SCRAPE_COLLECTORS.append(collector)
