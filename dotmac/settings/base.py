@@ -125,7 +125,7 @@ REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
 # (connect or read) counts as unreachable and pages run without the cache (apps.ops.cache). It
 # bounds what a frozen Redis costs the requests in flight when it freezes. Redis answers in well
 # under a millisecond; a slower answer only bypasses the cache for CACHE_RETRY_SECONDS.
-CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.05)
+CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.02)
 # While Redis is unreachable each process pings it this often and uses it again at the first answer.
 CACHE_RETRY_SECONDS = env_float("CACHE_RETRY_SECONDS", 1.0)
 CACHES = cache_from_url(REDIS_URL, socket_timeout=CACHE_SOCKET_TIMEOUT)
