@@ -1,6 +1,7 @@
 # DotMac Platform — the README's commands.
 #   make run    serve the app with gunicorn on the embedded default (SQLite + local memory)
 #   make test   lint + the whole suite against real PostgreSQL and Redis started by the tests
+#   make test-fast  the inner loop: the suite without the suites that start servers (under a minute)
 #   make fleet  the degradation scenarios at full length on a fleet from the manifests (a table)
 #   make bench  benchmarks (never in CI)
 
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint venv venv-dev venv-tools system-deps fleet bench bench-smoke clean
+.PHONY: run test test-fast lint venv venv-dev venv-tools system-deps fleet bench bench-smoke clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
@@ -86,6 +87,12 @@ lint: venv-dev
 
 test: venv-dev venv-tools system-deps lint
 	$(BIN)/python -m pytest
+
+# Without what starts gunicorn, nginx, Prometheus or Chromium, and without deploy/'s validators;
+# the session's PostgreSQL and Redis still start. No lint: `make lint` is its own step.
+FAST_TESTS := not (servers or slow or deploy or e2e or browser or fleet)
+test-fast: venv-dev system-deps
+	$(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 # The fleet scenarios of docs/RELIABILITY.md at the issue's durations (under 10 minutes); prints
 # their figures and keeps them in var/fleet-full.json. `make test` runs them in a short form.

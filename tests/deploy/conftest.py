@@ -16,6 +16,16 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/deploy carries the ``deploy`` marker (`make test-fast` leaves them out)."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.deploy)
+
+
 DEPLOY = REPO / "deploy"
 KUBERNETES_DIR = DEPLOY / "kubernetes"
 TOOLS_BIN = REPO / ".venv-tools" / "bin"
