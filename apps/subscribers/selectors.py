@@ -17,10 +17,10 @@ STATUS_COUNTS_CACHE_SECONDS = 10
 
 def subscriber_status_counts(*, tenant: Tenant) -> list[tuple[str, int]]:
     """(status label, count) for each status the tenant's subscribers have, in the statuses' order."""
-    key = f"subscribers:status-counts:{tenant.pk}"
-    counts: dict[str, int] | None = cache.get(key)
-    if counts is None:
+
+    def count() -> dict[str, int]:
         rows = Subscriber.objects.filter(tenant=tenant).values_list("status").annotate(count=Count("id"))
-        counts = dict(rows.order_by())
-        cache.set(key, counts, STATUS_COUNTS_CACHE_SECONDS)
+        return dict(rows.order_by())
+
+    counts = cache.get_or_set(f"subscribers:status-counts:{tenant.pk}", count, STATUS_COUNTS_CACHE_SECONDS)
     return [(label, counts[value]) for value, label in Subscriber.Status.choices if counts.get(value)]

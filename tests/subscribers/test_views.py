@@ -51,6 +51,17 @@ def test_list_shows_only_own_tenant(client, world):
     assert b"gus@globex.test" not in response.content
 
 
+def test_list_shows_the_tenants_status_counts_from_the_cache_for_ten_seconds(client, world):
+    Subscriber.objects.create(
+        tenant=world["acme"], name="Al", email="al@acme.test", plan=world["acme_plan"], status="active"
+    )
+    client.force_login(world["alice"])
+    assert b"1 pending \xc2\xb7 1 active" in client.get(reverse("subscribers:list")).content
+    Subscriber.objects.filter(email="al@acme.test").update(status="suspended")
+    # Cached per tenant: the summary may lag a change by up to STATUS_COUNTS_CACHE_SECONDS.
+    assert b"1 pending \xc2\xb7 1 active" in client.get(reverse("subscribers:list")).content
+
+
 def test_list_search_by_name_or_email_and_pagination(client, world):
     for i in range(30):
         Subscriber.objects.create(
