@@ -160,8 +160,11 @@ def start_server(db, server_env, tmp_path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def start(**settings: str) -> Server:
+        port = free_port()
         env = {
             **server_env,
+            # Loopback only (production would bind 0.0.0.0); the probe port follows this host.
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
             "DJANGO_ENV": "production",
             "DJANGO_SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "ALLOWED_HOSTS": SITE_HOST,
@@ -181,6 +184,7 @@ def start_server(db, server_env, tmp_path) -> Iterator[Callable[..., Server]]:
             del env["PROBE_PORT"]
         server = Server(
             env,
+            port=port,
             log_dir=tmp_path / f"logs-{len(started)}",
             # The drain, with no delay unless the test set one; SIGKILL if it is not over in 15 s.
             # (Not SIGQUIT: a gthread worker can hang in its SIGQUIT handler when the signal meets
