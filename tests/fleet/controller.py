@@ -67,6 +67,9 @@ class Controller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._timers: list[threading.Timer] = []
+        self._publications = 0  # numbered, so that a late timer cannot undo a newer ready set
+        self._applied = 0
+        self._apply_lock = threading.Lock()
 
     # --- Pods -----------------------------------------------------------------------------------
 
@@ -177,7 +180,16 @@ class Controller:
     def _publish_locked(self) -> None:
         """Hand the current ready set to the ingress after the propagation lag."""
         ports = [pod.http_port for pod in self.pods if pod.name in self._ready and not pod.terminating]
-        self._later(lambda: self.ingress.set_endpoints(ports))
+        self._publications += 1
+        self._later(lambda number=self._publications: self._apply(number, ports))
+
+    def _apply(self, number: int, ports: list[int]) -> None:
+        # Timers of two changes made moments apart (two pods turning ready together) can fire in
+        # either order; the ingress takes the newest ready set and ignores an older one arriving late.
+        with self._apply_lock:
+            if number > self._applied:
+                self._applied = number
+                self.ingress.set_endpoints(ports)
 
     def _later(self, action: Callable[[], None]) -> None:
         timer = threading.Timer(self.propagation_lag, action)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.fleet.controller import Controller
 from tests.fleet.manifests import web_tier
 from tests.fleet.pods import container_env
 from tests.servers import wait_until
@@ -26,6 +27,24 @@ def test_a_pod_environment_is_the_configmap_then_the_env_entries_with_services_r
     # The probes the controller runs are the manifest's, on its named ports.
     assert web.container.readiness.path == "/ready"
     assert web.container.ports[web.container.readiness.port] == int(env["PROBE_PORT"])
+
+
+class RecordingIngress:
+    def __init__(self) -> None:
+        self.endpoints: list[list[int]] = []
+
+    def set_endpoints(self, ports: list[int]) -> None:
+        self.endpoints.append(list(ports))
+
+
+def test_a_ready_set_arriving_after_a_newer_one_is_ignored():
+    # Two pods turning ready together publish [a] then [a, b]; their timers may fire in either order.
+    ingress = RecordingIngress()
+    controller = Controller(ingress, propagation_lag=0)
+    controller._apply(2, [8001, 8002])
+    controller._apply(1, [8001])
+    controller._apply(3, [8002])
+    assert ingress.endpoints == [[8001, 8002], [8002]]
 
 
 @pytest.mark.fleet
