@@ -32,8 +32,14 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime-installed $@
 
+# pytest imports the tests.session plugin (setup.cfg) before any conftest.py could add the project to
+# sys.path: the dev venv has it on its path, so `.venv/bin/pytest` works as `python -m pytest` does.
+$(VENV)/.project-on-path: | $(BIN)/python
+	$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "dotmac-project.pth").write_text("$(CURDIR)\n")'
+	touch $@
+
 venv: $(VENV)/.runtime-installed
-venv-dev: $(VENV)/.dev-installed
+venv-dev: $(VENV)/.dev-installed $(VENV)/.project-on-path
 
 # Validators of deploy/ in a virtualenv of their own (checkov's pins conflict with the dev tools).
 # kubectl: the system's when there is one (this machine kind ships it; Debian's kubernetes-client is

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SESSION_VARIABLE = "DOTMAC_TEST_SESSION"  # marks every process a test session starts (tests/session.py)
 
 
 class ServerError(RuntimeError):
@@ -43,10 +46,28 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+# Outgoing connections take their source ports from the kernel's ephemeral range: a port picked
+# below it cannot be taken by one of them between the pick and the server's bind.
+_EPHEMERAL_LOW = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of 127.0.0.1 nobody listens on, below the ephemeral range, never handed out twice by
+    this process (two servers started in a row cannot be given the same port)."""
+    with _ports_lock:
+        while True:
+            port = random.randrange(10_000, _EPHEMERAL_LOW)
+            if port in _handed_out:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.05, message: str = "condition") -> None:

@@ -1,27 +1,22 @@
 """Test settings: the same settings, pointed at the real servers the test harness starts.
 
-Ports are picked here, once; ``tests/conftest.py`` starts PostgreSQL and Redis on exactly these
-ports before any test touches them (``TEST_SERVERS``).
+The test session picks the servers' ports before the settings are read (``tests/session.py``) and
+``tests/conftest.py`` starts PostgreSQL and Redis on them before any test touches them.
 """
 
-import socket
+from django.core.exceptions import ImproperlyConfigured
 
 from . import *  # noqa: F403
-from .env import cache_from_url, database_from_url
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from .env import cache_from_url, database_from_url, env_int
 
 TEST_SERVERS = {
-    "postgres_port": _free_port(),
+    "postgres_port": env_int("DOTMAC_TEST_POSTGRES_PORT", 0),
     "postgres_user": "dotmac",
     "postgres_password": "dotmac-test",
-    "redis_port": _free_port(),
+    "redis_port": env_int("DOTMAC_TEST_REDIS_PORT", 0),
 }
+if not (TEST_SERVERS["postgres_port"] and TEST_SERVERS["redis_port"]):
+    raise ImproperlyConfigured("dotmac.settings.test is for the test suite: run it with python -m pytest")
 DATABASE_URL = (
     f"postgres://{TEST_SERVERS['postgres_user']}:{TEST_SERVERS['postgres_password']}"
     f"@127.0.0.1:{TEST_SERVERS['postgres_port']}/dotmac"

@@ -8,6 +8,7 @@ scenario sets on top of the ConfigMap (each scenario says which and why).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -28,7 +29,14 @@ from tests.fleet.manifests import CronJob, activation_cronjob, web_tier
 from tests.fleet.pods import Pod, container_env
 from tests.fleet.provisioning import ProvisioningAPI
 from tests.fleet.seed import JSON_MARK
-from tests.servers import PROJECT_DIR, PostgresServer, RedisServer, ServerError, subprocess_env
+from tests.servers import (
+    PROJECT_DIR,
+    SESSION_VARIABLE,
+    PostgresServer,
+    RedisServer,
+    ServerError,
+    subprocess_env,
+)
 
 DATABASE = "dotmac"  # the name DATABASE_URL uses in the manifests
 
@@ -234,7 +242,7 @@ class CronRunner:
 
     def _run_job(self) -> None:
         began = time.monotonic()
-        env = {**self.env, "DATA_DIR": str(self.root)}
+        env = {**self.env, "DATA_DIR": str(self.root), SESSION_VARIABLE: os.environ.get(SESSION_VARIABLE, "")}
         process = subprocess.Popen(
             list(self.spec.container.command), cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True,
