@@ -10,8 +10,8 @@ DEBUG = False
 # TLS terminates at the ingress, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-# Probes and scrapes come over plain HTTP from the kubelet and Prometheus inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^live/?$", r"^ready/?$", r"^health/?$", r"^metrics/?$"]
+# Probes and scrapes come over plain HTTP from the kubelet and Prometheus inside the cluster; they
+# are answered by the first two middlewares, before SecurityMiddleware could redirect them.
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
