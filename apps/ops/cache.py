@@ -1,17 +1,25 @@
 """The cache backends named in ``CACHES``: every operation counted, Redis bypassed while unreachable.
 
+Every call of Django's cache API is counted in ``cache_operations_total{operation, result}``:
+``hit``/``miss`` for ``get``, ``ok`` for any other call that returned, ``error`` when the backend
+raised (re-raised unchanged), ``bypassed`` when answered without Redis during an outage. The Redis
+backend extends django-prometheus' django-redis backend, which keeps its ``django_cache_get_*``
+counters too. Local memory (development only) extends Django's own backend: django-prometheus'
+``LocMemCache`` returns the default for cached falsy values (``0``, ``""``).
+
 The cache saves work; it never holds data a page needs. So when Redis is down or frozen, pages must
 keep working, and without paying a Redis timeout on every cache call. The first call that meets an
 unreachable Redis (connection refused, or no answer within ``CACHE_SOCKET_TIMEOUT``) records an
 :class:`Outage` for this process. From then on every cache call returns at once as if the cache
-were empty (``get`` gives the default, writes store nothing), counted in
-``cache_operations_total{result="bypassed"}``, while one background thread per process pings Redis
-every ``CACHE_RETRY_SECONDS``. Its first answer ends the outage: pages use Redis again within about
-one interval after it is back. Requests never wait on a Redis that is known to be unreachable.
+were empty (``get`` gives the default, writes store nothing) while one background thread per
+process pings Redis every ``CACHE_RETRY_SECONDS``. Its first answer ends the outage: pages use Redis
+again within about one interval after it is back. Requests never wait on a Redis that is known to
+be unreachable.
 
 Writes skipped during an outage are lost, deletions included: only cache values whose staleness is
-bounded by their timeout. Operations beyond Django's cache API (locks, key scans) are not bypassed:
-a feature that needs Redis itself fails alone, with Redis' error.
+bounded by their timeout. ``incr``/``decr`` (a missing key raises) and operations beyond Django's
+cache API (locks, key scans) are not bypassed: a feature that needs Redis itself fails alone, with
+Redis' error.
 """
 
 from __future__ import annotations
@@ -35,7 +43,6 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .metrics.cache import CacheOperationsMixin
 from .metrics.definitions import CACHE_OPERATIONS
 
 logger = logging.getLogger("apps.ops.cache")
@@ -148,7 +155,58 @@ def outage_of(cache: BaseCache) -> Outage | None:
     return cache.outage if isinstance(cache, RedisCache) else None
 
 
-class BypassWhileUnreachable:
+_MISSING = object()
+_NOT_BYPASSED = object()  # the "empty cache answer" of a call that is never bypassed
+
+
+def _operation(name: str, empty_answer: Any = _NOT_BYPASSED) -> Callable[..., Any]:
+    """A cache API method that counts the call (and, for Redis, bypasses it with ``empty_answer``)."""
+
+    def operation(self: CountedCache, *args: Any, **kwargs: Any) -> Any:
+        return self.counted_call(name, empty_answer, *args, **kwargs)
+
+    operation.__name__ = operation.__qualname__ = name
+    return operation
+
+
+class CountedCache:
+    """Counts each call of Django's cache API by operation and result; put it before the backend."""
+
+    def counted_call(self, operation: str, empty_answer: Any, *args: Any, **kwargs: Any) -> Any:
+        """``operation`` of the backend, counted; ``empty_answer`` is what an empty cache answers."""
+        try:
+            result = getattr(super(), operation)(*args, **kwargs)
+        except Exception:
+            CACHE_OPERATIONS.labels(operation, "error").inc()
+            raise
+        if operation == "get":
+            CACHE_OPERATIONS.labels(operation, "miss" if result is _MISSING else "hit").inc()
+        else:
+            CACHE_OPERATIONS.labels(operation, "ok").inc()
+        return result
+
+    def get(self, key: Any, default: Any = None, version: int | None = None, **kwargs: Any) -> Any:
+        value = self.counted_call("get", _MISSING, key, _MISSING, version=version, **kwargs)
+        return default if value is _MISSING else value
+
+    def get_many(self, keys: Any, *args: Any, **kwargs: Any) -> dict:
+        return self.counted_call("get_many", {}, keys, *args, **kwargs)
+
+    def set_many(self, data: dict, *args: Any, **kwargs: Any) -> Any:
+        return self.counted_call("set_many", list(data), data, *args, **kwargs)
+
+    set = _operation("set", False)
+    add = _operation("add", False)
+    touch = _operation("touch", False)
+    delete = _operation("delete", False)
+    has_key = _operation("has_key", False)
+    clear = _operation("clear", False)
+    delete_many = _operation("delete_many", 0)
+    incr = _operation("incr")
+    decr = _operation("decr")
+
+
+class BypassWhileUnreachable(CountedCache):
     """Django's cache API answered as an empty cache while Redis is unreachable (see module doc)."""
 
     _server: str  # django-redis: the LOCATION setting
@@ -166,56 +224,28 @@ class BypassWhileUnreachable:
                 )
         return outage
 
-    def _bypassable(self, operation: str, fallback: Any, *args: Any, **kwargs: Any) -> Any:
+    def counted_call(self, operation: str, empty_answer: Any, *args: Any, **kwargs: Any) -> Any:
+        if empty_answer is _NOT_BYPASSED:
+            return super().counted_call(operation, empty_answer, *args, **kwargs)
         outage = self.outage
         if outage.unreachable:
             CACHE_OPERATIONS.labels(operation, "bypassed").inc()
-            return fallback
+            return empty_answer
         try:
-            return getattr(super(), operation)(*args, **kwargs)
+            return super().counted_call(operation, empty_answer, *args, **kwargs)
         except (ConnectionInterrupted, *_UNREACHABLE_ERRORS) as exc:
             # django-redis wraps redis-py's error, and some of its methods raise the cause again.
             error = exc.__cause__ if isinstance(exc, ConnectionInterrupted) else exc
             if not isinstance(error, _UNREACHABLE_ERRORS):
                 raise
             outage.report(error)
-            return fallback
-
-    def get(self, key: Any, default: Any = None, version: int | None = None, **kwargs: Any) -> Any:
-        return self._bypassable("get", default, key, default, version=version, **kwargs)
-
-    def get_many(self, keys: Any, version: int | None = None, **kwargs: Any) -> dict:
-        return self._bypassable("get_many", {}, keys, version=version, **kwargs)
-
-    def has_key(self, key: Any, version: int | None = None, **kwargs: Any) -> bool:
-        return self._bypassable("has_key", False, key, version=version, **kwargs)
-
-    def set(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("set", False, *args, **kwargs)
-
-    def add(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("add", False, *args, **kwargs)
-
-    def set_many(self, data: dict, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("set_many", list(data), data, *args, **kwargs)
-
-    def touch(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("touch", False, *args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("delete", False, *args, **kwargs)
-
-    def delete_many(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("delete_many", 0, *args, **kwargs)
-
-    def clear(self, *args: Any, **kwargs: Any) -> Any:
-        return self._bypassable("clear", False, *args, **kwargs)
+            return empty_answer
 
 
-class RedisCache(BypassWhileUnreachable, CacheOperationsMixin, PrometheusRedisCache):
+class RedisCache(BypassWhileUnreachable, PrometheusRedisCache):
     """django-redis, counted (``cache_operations_total``, django-prometheus' get counters), and
     bypassed while Redis is unreachable."""
 
 
-class LocMemCache(CacheOperationsMixin, DjangoLocMemCache):
+class LocMemCache(CountedCache, DjangoLocMemCache):
     """Django's local-memory cache with ``cache_operations_total`` (development, one process)."""
