@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -11,8 +14,12 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
-from apps.ops.metrics import record_provisioning, tenant_label
+import apps.ops.breakers
+from apps.ops.breakers import clear_local_breakers, get_breaker, reset_breaker
+from apps.ops.metrics import record_provisioning
+from apps.ops.metrics.definitions import REQUEST_DURATION_BUCKETS
 from apps.ops.metrics.labels import TenantLabels, tenant_labels
 
 TOKEN = "scrape-secret-0123456789"
@@ -95,8 +102,6 @@ def test_exposition_passes_promtool(client, acme_staff):
 
 
 def test_duration_histogram_has_a_one_second_bucket_and_few_buckets():
-    from apps.ops.metrics.definitions import REQUEST_DURATION_BUCKETS
-
     assert 1.0 in REQUEST_DURATION_BUCKETS
     assert 8 <= len(REQUEST_DURATION_BUCKETS) + 1 <= 10
 
@@ -201,9 +206,30 @@ def test_unknown_methods_and_unmatched_paths_get_fixed_labels(client):
     assert value("http_requests_total", **odd) == before[1] + 1
 
 
+def requests_counted() -> float:
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "http_requests"
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+    )
+
+
+@pytest.mark.django_db
+@override_settings(TENANT_HEADER_ENABLED=True)
+def test_probes_are_not_counted_whatever_tenant_they_name(client, tenant_factory):
+    tenant_factory("acme")
+    before = requests_counted()
+    for path in ("/live", "/live/", "/ready", "/ready/", "/health", "/health/"):
+        client.get(path, HTTP_X_TENANT_ID="acme")
+    assert requests_counted() == before
+
+
 @override_settings(METRICS_TENANT_LABEL_LIMIT=2, PROMETHEUS_MULTIPROC_DIR="")
 def test_tenants_beyond_the_limit_are_other():
-    assert [tenant_label(s) for s in ("a", "b", "c", "a", None)] == ["a", "b", "other", "a", "none"]
+    labels = [tenant_labels.label(s) for s in ("a", "b", "c", "a", None)]
+    assert labels == ["a", "b", "other", "a", "none"]
 
 
 @override_settings(PROMETHEUS_MULTIPROC_DIR="", METRICS_TENANT_LABEL_LIMIT=5)
@@ -227,8 +253,6 @@ def test_workers_admit_the_same_tenants(tmp_path):
 
 @override_settings(METRICS_BEARER_TOKEN="")
 def test_a_failing_breaker_registry_does_not_fail_the_scrape(client, monkeypatch):
-    import apps.ops.breakers
-
     def broken():
         raise RuntimeError("registry unavailable")
 
@@ -241,10 +265,6 @@ def test_a_failing_breaker_registry_does_not_fail_the_scrape(client, monkeypatch
 @pytest.mark.django_db
 @override_settings(METRICS_BEARER_TOKEN="")
 def test_breaker_state_is_read_at_scrape_time(client):
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from apps.ops.breakers import clear_local_breakers, get_breaker, reset_breaker
-
     def state_of(name: str) -> float | None:
         body = client.get("/metrics").content.decode()
         for family in text_string_to_metric_families(body):
@@ -273,10 +293,6 @@ def test_breaker_state_is_read_at_scrape_time(client):
 
 def test_a_command_with_an_unusable_multiprocess_dir_still_runs(tmp_path):
     """The migrate Job shares the pods' ConfigMap (PROMETHEUS_MULTIPROC_DIR) but not their volume."""
-    import os
-    import sys
-    from pathlib import Path
-
     project = Path(__file__).resolve().parent.parent.parent
     env = {
         key: value

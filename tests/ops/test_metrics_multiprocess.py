@@ -6,6 +6,8 @@ through prometheus_client in multiprocess mode and exits, as gunicorn workers do
 
 from __future__ import annotations
 
+import glob
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -15,13 +17,9 @@ import threading
 
 import pytest
 
-from apps.ops.metrics.multiprocess import (
-    ARCHIVE_ID,
-    file_count,
-    multiprocess_registry,
-    prepare_directory,
-    worker_exited,
-)
+from apps.ops.metrics.collectors import ArchivingMultiProcessCollector
+from apps.ops.metrics.multiprocess import ARCHIVE_ID, prepare_directory, worker_exited
+from apps.ops.metrics.prometheus_internals import WRITTEN_FOR
 from tests.servers import wait_until
 
 WORKERS_SCRIPT = textwrap.dedent(
@@ -73,11 +71,23 @@ def run_dead_workers(directory: str, count: int) -> list[int]:
 
 
 def samples(directory: str) -> dict[tuple[str, tuple], float]:
+    """What a scrape reads from ``directory``."""
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in multiprocess_registry(directory).collect()
+        for family in ArchivingMultiProcessCollector(directory).collect()
         for sample in family.samples
     }
+
+
+def file_count(directory: str) -> int:
+    """Number of metrics files in ``directory`` (what a scrape reads)."""
+    return len(glob.glob(os.path.join(directory, "*.db")))
+
+
+def test_the_installed_prometheus_client_is_the_one_its_internals_were_written_for():
+    """An upgrade fails here first: check each use in apps/ops/metrics/prometheus_internals.py."""
+    name, _, version = WRITTEN_FOR.partition("==")
+    assert importlib.metadata.version(name) == version
 
 
 def test_prepare_directory_creates_and_empties(tmp_path):

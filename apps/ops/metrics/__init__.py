@@ -1,9 +1,9 @@
 """Metrics: definitions, tenant-labelling middleware, the /metrics view, multiprocess upkeep.
 
-Public API for business apps: :func:`record_subscriber_created`, :func:`record_provisioning` and
-:func:`tenant_label`. Nothing is imported at module level: the gunicorn master imports
-``apps.ops.metrics.multiprocess`` from its hooks without Django, and prometheus_client must not be
-imported before ``PROMETHEUS_MULTIPROC_DIR`` is set.
+Public API: :func:`record_subscriber_created` and :func:`record_provisioning` for business apps,
+:func:`add_scrape_collector` for ops. Every import here is inside a function because the gunicorn
+master imports ``apps.ops.metrics.multiprocess``, which runs this file first, without Django and
+before prometheus_client may be imported (see that module).
 """
 
 from __future__ import annotations
@@ -13,24 +13,12 @@ from __future__ import annotations
 PROVISIONING_OUTCOMES = frozenset({"success", "failure", "rejected", "timeout"})
 
 
-def tenant_label(slug: str | None) -> str:
-    """The bounded ``tenant`` label value for a tenant slug (``none`` without one, ``other`` past the cap)."""
-    from .labels import tenant_label as bounded
-
-    return bounded(slug)
-
-
-def _current_tenant_label() -> str:
-    from apps.ops.context import current_tenant_slug
-
-    return tenant_label(current_tenant_slug())
-
-
 def record_subscriber_created() -> None:
     """Count one subscriber created for the current tenant (``dotmac_subscribers_created_total``)."""
     from .definitions import SUBSCRIBERS_CREATED
+    from .labels import current_tenant_label
 
-    SUBSCRIBERS_CREATED.labels(tenant=_current_tenant_label()).inc()
+    SUBSCRIBERS_CREATED.labels(tenant=current_tenant_label()).inc()
 
 
 def record_provisioning(outcome: str) -> None:
@@ -40,9 +28,10 @@ def record_provisioning(outcome: str) -> None:
     upstream refused), ``rejected`` (not attempted: the circuit breaker is open), ``timeout``.
     """
     from .definitions import PROVISIONING_REQUESTS
+    from .labels import current_tenant_label
 
     label = outcome if outcome in PROVISIONING_OUTCOMES else "other"
-    PROVISIONING_REQUESTS.labels(tenant=_current_tenant_label(), outcome=label).inc()
+    PROVISIONING_REQUESTS.labels(tenant=current_tenant_label(), outcome=label).inc()
 
 
 def add_scrape_collector(collector: object) -> None:

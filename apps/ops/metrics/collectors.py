@@ -1,4 +1,4 @@
-"""The registry a scrape reads: recorded metrics, plus values computed at scrape time.
+"""The registry a scrape reads: recorded metrics of every worker, plus values computed at scrape time.
 
 Scrape-time collectors are added by the parts of ops that own the values (``add_scrape_collector``
 in ``apps.ops.metrics``; the breakers' states, ``apps.ops.breakers.collector``), so this package
@@ -7,23 +7,39 @@ imports none of them.
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import os
+
 from django.conf import settings
 from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from .multiprocess import ArchivingMultiProcessCollector
+from .multiprocess import locked
+from .prometheus_internals import has_samples
 
 # Collectors whose values are computed when Prometheus scrapes (objects with a collect() method).
 SCRAPE_COLLECTORS: list = []
+
+
+class ArchivingMultiProcessCollector:
+    """prometheus_client's multiprocess merge of the directory (worker files and the archives of
+    dead workers, ``multiprocess.py``), read while no fold is running."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def collect(self) -> list:
+        with locked(self.path, fcntl.LOCK_SH):
+            files = [name for name in glob.glob(os.path.join(self.path, "*.db")) if has_samples(name)]
+            return list(MultiProcessCollector.merge(files, accumulate=True))  # reads every file
 
 
 def scrape_registry() -> CollectorRegistry:
     """Everything one scrape exposes: recorded metrics (of every worker) plus scrape-time values."""
     registry = CollectorRegistry()
     directory = settings.PROMETHEUS_MULTIPROC_DIR
-    if directory:
-        registry.register(ArchivingMultiProcessCollector(directory))
-    else:
-        registry.register(REGISTRY)  # one process: its own registry holds every recorded value
+    registry.register(ArchivingMultiProcessCollector(directory) if directory else REGISTRY)
     for collector in SCRAPE_COLLECTORS:
         registry.register(collector)
     return registry

@@ -2,7 +2,7 @@
 
 Multiprocess-safe under gunicorn: counters and histograms are summed over workers by
 prometheus_client's multiprocess collector; every gauge declares its ``multiprocess_mode``.
-Values computed when Prometheus scrapes (breaker states) live in ``collectors.py`` instead.
+Values computed when Prometheus scrapes (breaker states) are added by their owners (``collectors.py``).
 
 The two per-request metrics are registered through django-prometheus' ``Metrics`` holder (its
 ``metrics_cls`` extension hook) cut down to exactly those two: its default middleware records about
@@ -13,7 +13,9 @@ import logging
 import os
 
 from django_prometheus.middleware import Metrics
-from prometheus_client import Counter, Gauge, Histogram, values
+from prometheus_client import Counter, Gauge, Histogram
+
+from .prometheus_internals import keep_values_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def _keep_values_in_memory_without_a_usable_directory() -> None:
     except OSError:
         usable = False
     if not usable:
-        values.ValueClass = values.MutexValue
+        keep_values_in_memory()
         logger.warning(
             "PROMETHEUS_MULTIPROC_DIR %s is not a writable directory: metrics stay in memory", directory
         )

@@ -22,6 +22,8 @@ import threading
 
 from django.conf import settings
 
+from apps.ops.context import current_tenant_slug
+
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 OTHER_METHOD = "other"
 UNMATCHED_ROUTE = "unmatched"
@@ -91,6 +93,6 @@ def _admit_shared(path: str, slug: str, limit: int) -> set[str]:
 tenant_labels = TenantLabels()
 
 
-def tenant_label(slug: str | None) -> str:
-    """The bounded ``tenant`` label value for a tenant slug (or None)."""
-    return tenant_labels.label(slug)
+def current_tenant_label() -> str:
+    """The ``tenant`` label value of the current request or task (``apps.ops.context``)."""
+    return tenant_labels.label(current_tenant_slug())

@@ -1,8 +1,8 @@
-"""Upkeep of prometheus_client's multiprocess directory under gunicorn, and the collector reading it.
+"""Upkeep of prometheus_client's multiprocess directory by the gunicorn master.
 
-Imports no Django, and no prometheus_client at module level: the gunicorn master may import this
-module from its config file, and prometheus_client picks its multiprocess value class from
-``PROMETHEUS_MULTIPROC_DIR`` the first time it is imported; workers inherit that choice by fork.
+The master imports this module from its hooks, without Django, so it imports neither Django nor
+(at module level) prometheus_client: prometheus_client chooses its multiprocess value class from
+``PROMETHEUS_MULTIPROC_DIR`` the first time it is imported, and workers inherit that choice by fork.
 
 prometheus_client keeps one ``counter_<pid>.db``/``histogram_<pid>.db`` file per process that ever
 ran and reads all of them at every scrape, so with worker recycling (``max_requests``) the directory
@@ -18,38 +18,36 @@ per file type, so the directory holds the files of live workers plus a fixed num
   nothing, and keeping one file per dead pid is exactly the growth this module exists to stop.
 
 A fold updates the archive in place (the master keeps the archives open and touches only the dead
-worker's keys, so a fold costs what that worker recorded, not what the server ever recorded) and
-deletes the worker's file, all under an exclusive ``flock`` on ``.fold.lock``.
-:class:`ArchivingMultiProcessCollector` reads the directory under a shared lock, so a scrape sees
-either the state before a fold or the state after it, never the dead worker's samples twice (file
-and archive) or not at all.
+worker's keys, so a fold costs what that worker recorded) and deletes the worker's file, all under
+an exclusive ``flock`` on ``.fold.lock``. The scrape's collector (``collectors.py``) reads under a
+shared one, so it sees the state before a fold or after it, never the dead worker's samples twice
+(file and archive) or not at all.
 """
 
 from __future__ import annotations
 
 import fcntl
 import glob
+import operator
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prometheus_client.registry import CollectorRegistry
+    from .prometheus_internals import SamplesFile
 
 ARCHIVE_ID = "archive"
 LOCK_FILE_NAME = ".fold.lock"
 # Gauge modes whose value survives its process, and how two values of one series combine.
-_GAUGE_FOLD_RULES = {
-    "min": min,
-    "max": max,
-    "sum": lambda archived, dead: archived + dead,
-}
+_GAUGE_FOLD_RULES = {"min": min, "max": max, "sum": operator.add}
 _SUMMED_TYPES = ("counter", "histogram", "summary")
+
+_open_archives: dict[str, SamplesFile] = {}  # by absolute file name; the master's alone
 
 
 @contextmanager
-def _locked(path: str, operation: int) -> Iterator[None]:
+def locked(path: str, operation: int) -> Iterator[None]:
     """Hold ``flock(operation)`` on the directory's lock file; released even if the holder dies."""
     fd = os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -60,7 +58,7 @@ def _locked(path: str, operation: int) -> Iterator[None]:
 
 
 def prepare_directory(path: str) -> None:
-    """Create ``path`` and empty it (call once in the master, before any worker starts).
+    """Create ``path`` and empty it (once in the master, before any worker starts).
 
     The directory belongs to the metrics alone: every file in it (worker files, archives, the
     admitted tenant labels) describes a previous run of the server.
@@ -75,118 +73,41 @@ def prepare_directory(path: str) -> None:
     os.close(os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644))
 
 
-class _Archive:
-    """One archive file, kept open by the master: a fold updates only the dead worker's keys in
-    place instead of rewriting the whole archive (which holds every series ever recorded)."""
-
-    def __init__(self, filename: str) -> None:
-        from prometheus_client.mmap_dict import MmapedDict
-
-        self.mmaped = MmapedDict(filename)
-        self.keys = {key for key, _, _ in self.mmaped.read_all_values()}
-
-    def fold(self, dead_file: str, mode: str) -> None:
-        """Combine every sample of ``dead_file`` into this archive, by the rule of its type/mode."""
-        from prometheus_client.mmap_dict import MmapedDict
-
-        for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead_file):
-            if key not in self.keys:
-                self.mmaped.write_value(key, value, timestamp)
-                self.keys.add(key)
-                continue
-            old_value, old_timestamp = self.mmaped.read_value(key)
-            if mode == "mostrecent":
-                if timestamp > old_timestamp:
-                    self.mmaped.write_value(key, value, timestamp)
-            elif mode in _GAUGE_FOLD_RULES:
-                combined = _GAUGE_FOLD_RULES[mode](old_value, value)
-                self.mmaped.write_value(key, combined, max(old_timestamp, timestamp))
-            else:  # counters, histogram buckets and sums, summary counts and sums: add
-                self.mmaped.write_value(key, old_value + value, 0.0)
-
-    def close(self) -> None:
-        self.mmaped.close()
-
-
-_open_archives: dict[str, _Archive] = {}  # by absolute file name; used by the master only
-
-
-def _archive(filename: str) -> _Archive:
-    archive = _open_archives.get(filename)
-    if archive is not None and not os.path.exists(filename):  # the directory was wiped meanwhile
-        archive.close()
-        archive = None
-    if archive is None:
-        archive = _open_archives[filename] = _Archive(filename)
-    return archive
-
-
-def _dead_files(path: str, pid: int) -> Iterable[tuple[str, str]]:
-    """(file prefix, file name) of every metrics file written by ``pid``."""
-    for filename in glob.glob(os.path.join(path, f"*_{pid}.db")):
-        prefix = os.path.basename(filename)[: -len(f"_{pid}.db")]
-        yield prefix, filename
-
-
 def worker_exited(path: str, pid: int) -> None:
-    """Account for a dead worker: drop its live gauges and fold everything else into the archives.
-
-    Called by the gunicorn master in ``child_exit``. Exact: every increment of the dead worker is
-    counted once, in the archive, and its files are gone afterwards.
-    """
+    """Account for a dead worker (``child_exit``): drop its live gauges, fold the rest into the
+    archives. Exact: every increment of the dead worker is counted once, in an archive."""
+    # Imported here, not at the top, for the gunicorn master: see the module docstring.
     from prometheus_client.multiprocess import mark_process_dead
+
+    from .prometheus_internals import SamplesFile, samples_of
 
     if not path or not os.path.isdir(path):
         return
-    with _locked(path, fcntl.LOCK_EX):
+    with locked(path, fcntl.LOCK_EX):
         mark_process_dead(pid, path)
-        for prefix, filename in _dead_files(path, pid):
+        for filename in glob.glob(os.path.join(path, f"*_{pid}.db")):
+            prefix = os.path.basename(filename)[: -len(f"_{pid}.db")]
             kind, _, mode = prefix.partition("_")
-            if kind in _SUMMED_TYPES or (
-                kind == "gauge" and (mode in _GAUGE_FOLD_RULES or mode == "mostrecent")
-            ):
-                _archive(os.path.join(os.path.abspath(path), f"{prefix}_{ARCHIVE_ID}.db")).fold(
-                    filename, mode
-                )
+            if kind in _SUMMED_TYPES or mode in _GAUGE_FOLD_RULES or mode == "mostrecent":
+                archive_name = os.path.join(os.path.abspath(path), f"{prefix}_{ARCHIVE_ID}.db")
+                archive = _open_archives.pop(archive_name, None)
+                if archive is not None and not os.path.exists(archive_name):  # wiped meanwhile
+                    archive.close()
+                    archive = None
+                archive = _open_archives[archive_name] = archive or SamplesFile(archive_name)
+                for key, value, timestamp in samples_of(filename):
+                    _fold(archive, key, value, timestamp, mode)
             os.remove(filename)
 
 
-def file_count(path: str) -> int:
-    """Number of metrics files in ``path`` (what a scrape reads)."""
-    return len(glob.glob(os.path.join(path, "*.db")))
-
-
-def _has_samples_header(filename: str) -> bool:
-    """False for a file a starting worker has created but not sized yet (it holds no samples).
-
-    prometheus_client creates a worker's file empty and then extends it; a scrape that reads it in
-    between would fail on the empty file.
-    """
-    try:
-        return os.path.getsize(filename) >= 8
-    except FileNotFoundError:  # a live gauge file of a worker that just died
-        return False
-
-
-class ArchivingMultiProcessCollector:
-    """prometheus_client's multiprocess merge, reading the directory while no fold is running."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def collect(self) -> list:
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        with _locked(self.path, fcntl.LOCK_SH):
-            files = [name for name in glob.glob(os.path.join(self.path, "*.db")) if _has_samples_header(name)]
-            # Merge while holding the lock: merge() reads every file.
-            return list(MultiProcessCollector.merge(files, accumulate=True))
-
-
-def multiprocess_registry(path: str) -> CollectorRegistry:
-    """A registry exposing everything every worker (live or dead) of this server recorded."""
-    from prometheus_client.registry import CollectorRegistry
-
-    registry = CollectorRegistry()
-    registry.register(ArchivingMultiProcessCollector(path))
-    return registry
+def _fold(archive: SamplesFile, key: str, value: float, timestamp: float, mode: str) -> None:
+    archived = archive.get(key)
+    if archived is None:
+        archive.set(key, value, timestamp)
+    elif mode == "mostrecent":
+        if timestamp > archived[1]:
+            archive.set(key, value, timestamp)
+    elif mode in _GAUGE_FOLD_RULES:
+        archive.set(key, _GAUGE_FOLD_RULES[mode](archived[0], value), max(archived[1], timestamp))
+    else:  # counters, histogram buckets and sums, summary counts and sums: add
+        archive.set(key, archived[0] + value, 0.0)
