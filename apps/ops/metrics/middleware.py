@@ -3,7 +3,8 @@
 Placed right after the probe middleware, so it sees every response of the stack below it (the
 drain guard's 503s, host validation's 400s, every view). It also answers ``/metrics`` itself,
 before host validation, sessions and tenant resolution: Prometheus scrapes the pod IP, which is
-not in ``ALLOWED_HOSTS``, and a scrape has no tenant. Scrapes are counted with ``tenant="none"``.
+not in ``ALLOWED_HOSTS``, and a scrape has no tenant: it is counted with ``tenant="none"``. Probes
+are answered by the probe middleware before this one, so they are not counted at all.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from .definitions import RequestMetrics
-from .labels import NO_TENANT, method_label, route_label, tenant_labels
+from .labels import method_label, route_label, tenant_labels
 from .views import METRICS_ROUTE, metrics_view
 
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
-# Endpoints that never carry a tenant label, whatever the tenant middleware resolved for them.
-TENANTLESS_PATHS = METRICS_PATHS | frozenset({"/live", "/live/", "/ready", "/ready/", "/health", "/health/"})
 
 
 class RequestMetricsMiddleware:
@@ -39,8 +38,7 @@ class RequestMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
-        path = request.path_info
-        if path in METRICS_PATHS:
+        if request.path_info in METRICS_PATHS:
             response = metrics_view(request)
             self.record(request, response, start, route=METRICS_ROUTE)
             return response
@@ -59,10 +57,8 @@ class RequestMetricsMiddleware:
         elapsed = time.perf_counter() - start
         method = method_label(request.method)
         route = route or route_label(request)
-        if request.path_info in TENANTLESS_PATHS:
-            tenant = NO_TENANT
-        else:
-            tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
+        # Read after the response: the tenant middleware runs deeper in the stack.
+        tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
         status = str(response.status_code) if response is not None else "500"
         counter_key = (method, route, status, tenant)
         counter = self._counters.get(counter_key)

@@ -7,11 +7,11 @@ production unless ``METRICS_PUBLIC=true`` says it is meant to be public.
 
 from __future__ import annotations
 
-import hmac
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client.exposition import choose_encoder
+
+from apps.ops.bearer import presented_token, token_matches
 
 from .collectors import scrape_registry
 
@@ -29,10 +29,10 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
     """A 401 response when the request may not read the metrics, else None."""
     token = settings.METRICS_BEARER_TOKEN
     if token:
-        scheme, _, presented = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        if not presented_token(authorization):
             return _unauthorized("metrics require an Authorization: Bearer token")
-        if not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        if not token_matches(authorization, token):
             return _unauthorized("metrics bearer token is not valid")
         return None
     if settings.IS_PRODUCTION and not settings.METRICS_PUBLIC:
