@@ -10,7 +10,6 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from apps.ops import health
 from apps.ops.health import CheckFailed, CheckWarning, HealthCheck, Observation, Status
 from apps.ops.health.checks import (
     CacheCheck,
@@ -23,15 +22,9 @@ from apps.ops.health.checks import (
 )
 from apps.ops.health.config import configured_checks, readiness_checks
 from apps.ops.health.runner import run_checks
-from dotmac.settings.env import cache_from_url
-from tests.servers import RedisServer, wait_until
-
-
-@pytest.fixture(autouse=True)
-def _fresh_health_state():
-    health.reset()
-    yield
-    health.reset()
+from tests.ops.breaker_support import fresh_breakers, trip  # noqa: F401  (fresh_breakers: a fixture)
+from tests.ops.health_support import fresh_health_state  # noqa: F401  (autouse)
+from tests.servers import wait_until
 
 
 class GatedCheck(HealthCheck):
@@ -76,8 +69,9 @@ def test_runner_answers_within_the_deadline_when_a_check_hangs(settings, gate):
     hung = GatedCheck("hung", gate)
     began = time.monotonic()
     report = run_checks([hung])
-    elapsed = time.monotonic() - began
-    assert 0.25 <= elapsed < 0.6
+    # Waited for the deadline, not for the check (whose gate stays closed for 30 s).
+    assert 0.25 <= time.monotonic() - began < 10
+    assert hung.starts == 1
     assert report.status is Status.FAIL
     assert report.http_status == 503
     [result] = report.results
@@ -112,17 +106,18 @@ def test_a_shared_dependency_that_does_not_answer_in_time_is_reported_as_warn(se
 
 
 def test_a_hung_check_is_not_started_again_while_its_run_is_in_flight(settings, gate):
-    settings.HEALTH_CHECK_DEADLINE = 0.2
     settings.HEALTH_CACHE_TTL = 0  # every call looks for a fresh result
     hung = GatedCheck("hung", gate)
+    hung.timeout = 0.2
     run_checks([hung])
     threads_before = threading.active_count()
+    settings.HEALTH_CHECK_DEADLINE = 30.0  # waiting for the run again would take that long
+    began = time.monotonic()
     for _ in range(20):
-        began = time.monotonic()
         report = run_checks([hung])
-        # The run in flight already outlived its timeout: reported at once, not waited for again.
-        assert time.monotonic() - began < 0.1
         assert report.status is Status.FAIL
+    # The run in flight already outlived its timeout: reported at once, not waited for again.
+    assert time.monotonic() - began < 10
     assert hung.starts == 1
     assert threading.active_count() == threads_before
 
@@ -132,12 +127,12 @@ def test_a_hung_check_is_not_started_again_while_its_run_is_in_flight(settings, 
 
 
 def test_a_check_timeout_shorter_than_the_deadline_applies(settings, gate):
-    settings.HEALTH_CHECK_DEADLINE = 2.0
+    settings.HEALTH_CHECK_DEADLINE = 30.0
     hung = GatedCheck("hung", gate)
     hung.timeout = 0.2
     began = time.monotonic()
     [result] = run_checks([hung]).results
-    assert time.monotonic() - began < 0.6
+    assert time.monotonic() - began < 10
     assert "no answer within 0.2 s" in result.output
 
 
@@ -227,16 +222,16 @@ def test_checks_that_cannot_block_run_in_the_callers_thread(settings):
 
 
 def test_a_hung_check_keeps_its_thread_and_delays_no_other_check(settings, gate):
-    settings.HEALTH_CHECK_DEADLINE = 2.0
+    settings.HEALTH_CHECK_DEADLINE = 30.0
     settings.HEALTH_CACHE_TTL = 0
     hung = GatedCheck("hung", gate)
     hung.timeout = 0.2
     quick = ThreadRecordingCheck("quick")
+    began = time.monotonic()
     for _ in range(5):  # the hung run holds one thread all along; the quick check gets another
-        began = time.monotonic()
         report = run_checks([hung, quick])
-        assert time.monotonic() - began < 1.0
         assert [result.status for result in report.results] == [Status.FAIL, Status.PASS]
+    assert time.monotonic() - began < 10  # none waited for the deadline
     assert hung.starts == 1
     assert all(thread.is_alive() for thread in quick.threads)
 
@@ -389,7 +384,7 @@ def test_database_check_is_bounded_by_a_statement_timeout():
     thread.start()
     thread.join(10)
     assert "canceling statement due to statement timeout" in outcome["error"]
-    assert outcome["seconds"] < 1.5
+    assert outcome["seconds"] < 4  # the query sleeps 5 s
     assert outcome["session_timeout"] == "0"
 
 
@@ -410,16 +405,6 @@ def test_cache_check_pings_redis_once(redis_server):
     assert pings() == before + 1
 
 
-@pytest.fixture
-def own_redis(settings):
-    server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    settings.CACHES = cache_from_url(server.url, socket_timeout=0.5)
-    settings.CACHE_RETRY_SECONDS = 0.2
-    yield server
-    server.destroy()
-
-
 def passes(check) -> bool:
     try:
         return check.run() is None
@@ -436,11 +421,9 @@ def test_cache_check_fails_fast_when_redis_is_stopped_and_passes_once_it_is_back
     began = time.monotonic()
     with pytest.raises(CheckFailed, match=r"unreachable .* pages run without the cache"):
         check.run()
-    assert time.monotonic() - began < 0.5  # one attempt, no retries
-    began = time.monotonic()
+    assert time.monotonic() - began < 2  # one attempt: redis-py's retries would back off for seconds
     with pytest.raises(CheckFailed, match="unreachable"):
-        check.run()  # known unreachable: answered without waiting on Redis again
-    assert time.monotonic() - began < 0.05
+        check.run()  # known unreachable: answered without asking Redis again
     own_redis.restart()
     wait_until(lambda: passes(check), timeout=10, message="the cache check to pass again")
 
@@ -454,7 +437,11 @@ def test_cache_check_gives_up_after_the_socket_timeout_when_redis_is_frozen(own_
         began = time.monotonic()
         with pytest.raises(CheckFailed, match="unreachable"):
             check.run()
-        assert time.monotonic() - began < 1.0  # one 0.5 s read timeout, no retries
+        assert time.monotonic() - began < 4  # one 0.5 s read timeout; redis-py's retries would take longer
+        began = time.monotonic()
+        with pytest.raises(CheckFailed, match="unreachable"):
+            check.run()  # known unreachable: answered without waiting on Redis again
+        assert time.monotonic() - began < 0.4  # less than one read timeout
     finally:
         own_redis.thaw()
     wait_until(lambda: passes(check), timeout=10, message="the cache check to pass again")
@@ -517,31 +504,9 @@ def test_shutdown_check_fails_while_draining_and_runs_uncached():
 # --- Circuit breakers ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def breakers():
-    from apps.ops.breakers import clear_local_breakers
-
-    clear_local_breakers()
-    yield
-    clear_local_breakers()
-
-
-def _fail_calls_until_open(name: str) -> None:
-    import contextlib
-    import socket
-
-    from apps.ops.breakers import get_breaker
-    from tests.servers import free_port
-
-    breaker = get_breaker(name)
-    closed_port = free_port()
-    for _ in range(breaker.fail_max):
-        with contextlib.suppress(OSError):
-            breaker.call(socket.create_connection, ("127.0.0.1", closed_port), 1)
-
-
 @pytest.mark.django_db
-def test_circuit_breakers_check_passes_while_every_breaker_is_closed(breakers):
+@pytest.mark.usefixtures("fresh_breakers")
+def test_circuit_breakers_check_passes_while_every_breaker_is_closed():
     from apps.ops.breakers import get_breaker
 
     get_breaker("sms-gateway")
@@ -551,10 +516,11 @@ def test_circuit_breakers_check_passes_while_every_breaker_is_closed(breakers):
 
 
 @pytest.mark.django_db
-def test_circuit_breakers_check_warns_about_an_open_breaker(breakers):
+@pytest.mark.usefixtures("fresh_breakers")
+def test_circuit_breakers_check_warns_about_an_open_breaker():
     from apps.ops.breakers import breaker_status
 
-    _fail_calls_until_open("billing-api")
+    trip("billing-api")
     assert breaker_status("billing-api").state == "open"
     [check] = CircuitBreakersCheck.build()
     with pytest.raises(CheckWarning, match="billing-api open") as raised:

@@ -6,17 +6,20 @@ Public API (no request objects anywhere, so views, commands and server hooks can
   :class:`CheckResult`, :class:`Status` — writing a check (``apps.ops.health.base``).
 - :func:`readiness_report` / :func:`full_report` — run the configured checks (``/ready`` and
   ``/health``) under the overall deadline, using the per-process cache.
-- :func:`mark_broken` — make ``/live`` fail so the kubelet restarts this container.
 - :func:`prepare` — for a server process at boot: load what the first run of the checks needs.
-- :func:`reset` — forget cached results, remembered migration state and the broken mark (tests).
+- :func:`reset` — forget cached results and the remembered migration state (tests).
 """
 
 from __future__ import annotations
 
 import threading
 
+from django.db import connections
+
+from . import runner
 from .base import CheckFailed, CheckResult, CheckWarning, HealthCheck, HealthCheckError, Observation, Status
-from .liveness import broken_reason, mark_broken
+from .checks import MigrationsCheck
+from .config import configured_checks, readiness_checks
 from .report import HealthReport
 
 __all__ = [
@@ -28,9 +31,7 @@ __all__ = [
     "HealthReport",
     "Observation",
     "Status",
-    "broken_reason",
     "full_report",
-    "mark_broken",
     "prepare",
     "readiness_report",
     "reset",
@@ -39,18 +40,12 @@ __all__ = [
 
 def readiness_report() -> HealthReport:
     """Run ``settings.HEALTH_READY_CHECKS`` (what ``/ready`` answers with)."""
-    from .config import readiness_checks
-    from .runner import run_checks
-
-    return run_checks(readiness_checks())
+    return runner.run_checks(readiness_checks())
 
 
 def full_report() -> HealthReport:
     """Run every check in ``settings.HEALTH_CHECKS`` (what ``/health`` answers with)."""
-    from .config import configured_checks
-    from .runner import run_checks
-
-    return run_checks(configured_checks())
+    return runner.run_checks(configured_checks())
 
 
 def prepare() -> None:
@@ -63,18 +58,11 @@ def prepare() -> None:
     tell at boot, the probes ask until it can. The query runs in a thread of its own: the worker
     takes requests meanwhile.
     """
-    from .checks import MigrationsCheck
-
     MigrationsCheck.load_migration_files()
     threading.Thread(target=_find_migrations_applied, name="health-migrations-at-boot", daemon=True).start()
 
 
 def _find_migrations_applied() -> None:
-    from django.db import connections
-
-    from .checks import MigrationsCheck
-    from .config import readiness_checks
-
     try:
         for check in readiness_checks():
             if isinstance(check, MigrationsCheck):
@@ -87,10 +75,6 @@ def _find_migrations_applied() -> None:
 
 
 def reset() -> None:
-    """Forget cached results, the remembered "migrations applied" and the broken mark."""
-    from . import liveness, runner
-    from .checks import MigrationsCheck
-
+    """Forget cached results and the remembered "migrations applied"."""
     runner.reset()
     MigrationsCheck.forget_applied()
-    liveness.reset()

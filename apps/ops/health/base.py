@@ -1,23 +1,21 @@
 """The check interface: a base class with one method to implement, a result value, two exceptions.
 
-A check subclasses :class:`HealthCheck` and implements ``run()``. Returning normally means *pass*
-(optionally with an :class:`Observation`); raising :class:`CheckWarning` or :class:`CheckFailed`
-means *warn* or *fail* with a message meant for operators. Any other exception is logged by the
-runner and reported as a generic failure, so internals never reach a response body.
-
-Nothing here knows about requests: views, management commands and server hooks all use it.
+A check subclasses :class:`HealthCheck` and implements ``run()``. Returning means *pass* (optionally
+with an :class:`Observation`); raising :class:`CheckWarning` or :class:`CheckFailed` means *warn* or
+*fail* with a message meant for operators. Any other exception is logged by the runner and reported
+as a generic failure, so internals never reach a response body.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 
 class Status(enum.StrEnum):
-    """IETF health+json statuses, ordered from best to worst."""
+    """IETF health+json statuses, from best to worst."""
 
     PASS = "pass"
     WARN = "warn"
@@ -42,14 +40,20 @@ def component_key(name: str, component_id: str | None) -> str:
     return f"{name}:{component_id}" if component_id else name
 
 
+def describe_error(exc: BaseException) -> str:
+    """The exception's class and first message line, short: for operators, never for anonymous callers."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return (f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__)[:200]
+
+
 class HealthCheckError(Exception):
-    """Base of the exceptions a check raises to report a status other than *pass*.
+    """Raised by a check to report a status other than *pass*.
 
     The message is shown to authorized callers only, so it may name the dependency and the cause;
     it must not contain secrets (passwords, tokens, full connection strings).
     """
 
-    status: ClassVar[Status] = Status.FAIL
+    status = Status.FAIL
 
     def __init__(self, message: str, *, observation: Observation | None = None) -> None:
         super().__init__(message)
@@ -66,40 +70,38 @@ class CheckWarning(HealthCheckError):
 class CheckFailed(HealthCheckError):
     """The component does not work."""
 
-    status = Status.FAIL
-
 
 class HealthCheck:
     """One check of one component. Subclasses set ``name`` and implement ``run()``.
 
-    Options come from ``settings.HEALTH_CHECKS[name]``: ``critical`` (does a failure fail the
-    whole report?), ``timeout`` (seconds; the overall deadline still applies) and any keyword the
-    subclass's ``__init__`` accepts. ``build()`` may return several instances of one check, one per
-    component (a database alias, a directory); they are reported together under ``name``.
+    Every trait below is an attribute with a default here: a subclass overrides it on the class, an
+    instance whose value depends on its options sets it in ``__init__``, and configuration
+    (``settings.HEALTH_CHECKS[name]``) sets ``critical`` and ``timeout`` per instance. ``build()``
+    may return several instances, one per component (a database alias, a directory); they are
+    reported together under ``name``.
     """
 
-    #: The key in the report; configuration sets it to the name under ``settings.HEALTH_CHECKS``.
+    #: The key in the report: configuration sets it to the check's name in ``settings.HEALTH_CHECKS``.
     name: str = ""
     #: IETF ``componentType``: "datastore", "system", "component".
-    component_type: ClassVar[str] = "component"
-    #: Default criticality; ``settings.HEALTH_CHECKS[name]["critical"]`` overrides it.
-    critical_by_default: ClassVar[bool] = True
+    component_type: str = "component"
+    #: Whether a failure fails the whole report (503).
+    critical: bool = True
+    #: Seconds this check may take (None: the overall deadline).
+    timeout: float | None = None
     #: True for a dependency every pod shares (the database, Redis). Its outage fails every pod
     #: alike, and taking them all out of service would turn a degraded site into no site: any
     #: failure of such a check (an error, no answer in time) is reported as ``warn``, never ``fail``.
-    shared_dependency: ClassVar[bool] = False
+    shared_dependency: bool = False
     #: False for checks that only read this process's memory: never cached, so they reflect a
     #: change (the process starting to drain) at once.
-    cached: ClassVar[bool] = True
-    #: True for checks that may wait on the network or a device: they run in a check thread under
-    #: the deadline. Checks that cannot block (reading memory or /proc) run in the caller's thread,
-    #: which spares a thread handoff per run.
-    blocking: ClassVar[bool] = True
+    cached: bool = True
+    #: True for checks that may wait on the network or a device: they run in a pool thread under
+    #: the deadline. The others run in the caller's thread, which spares a thread handoff per run.
+    blocking: bool = True
 
     def __init__(self, *, component_id: str | None = None) -> None:
         self.component_id = component_id
-        self.critical = self.critical_by_default
-        self.timeout: float | None = None
 
     @classmethod
     def build(cls, **options: Any) -> list[HealthCheck]:
@@ -118,10 +120,7 @@ class HealthCheck:
     def result(
         self, status: Status, duration: float, output: str = "", observation: Observation | None = None
     ) -> CheckResult:
-        """A result of this check; without an observation, the observed value is the response time.
-
-        A failure of a shared dependency is reported as ``warn`` (see ``shared_dependency``).
-        """
+        """A result of this check; without an observation, the observed value is the response time."""
         if status is Status.FAIL and self.shared_dependency:
             status = Status.WARN
         return CheckResult(
@@ -156,7 +155,7 @@ class CheckResult:
     duration: float
     time: datetime
     output: str = ""
-    observation: Observation | None = field(default=None)
+    observation: Observation | None = None
 
     @property
     def key(self) -> str:

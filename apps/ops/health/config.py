@@ -38,15 +38,14 @@ def configured_checks(names: Iterable[str] | None = None) -> list[HealthCheck]:
     for name in config if names is None else names:
         if name not in config:
             raise ImproperlyConfigured(f"health check {name!r} is not in HEALTH_CHECKS")
-        options = dict(config[name])
+        options = config[name]
         if not options.get("enabled", True):
             continue
         if "class" not in options:
             raise ImproperlyConfigured(f"HEALTH_CHECKS[{name!r}] needs a 'class'")
-        cls = _check_class(options["class"])
         own_options = {key: value for key, value in options.items() if key not in _RESERVED_OPTIONS}
         try:
-            instances = cls.build(**own_options)
+            instances = _check_class(options["class"]).build(**own_options)
         except TypeError as exc:
             raise ImproperlyConfigured(f"HEALTH_CHECKS[{name!r}]: {exc}") from exc
         for check in instances:
@@ -55,7 +54,7 @@ def configured_checks(names: Iterable[str] | None = None) -> list[HealthCheck]:
                 check.critical = bool(options["critical"])
             if options.get("timeout") is not None:
                 check.timeout = float(options["timeout"])
-            checks.append(check)
+        checks.extend(instances)
     return checks
 
 

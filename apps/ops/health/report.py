@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import CheckResult, Status
+from django.conf import settings
 
-CONTENT_TYPE = "application/health+json"
+from .base import CheckResult, Status
 
 _IMPORTED_AT = time.monotonic()
 
@@ -54,16 +54,10 @@ class HealthReport:
 
     def _summary(self) -> str:
         failing = [result.key for result in self.results if result.fails_report]
-        other = [
-            result.key
-            for result in self.results
-            if result.status is not Status.PASS and not result.fails_report
-        ]
-        parts = []
-        if failing:
-            parts.append("failing critical checks: " + ", ".join(failing))
+        other = [r.key for r in self.results if r.status is not Status.PASS and not r.fails_report]
+        parts = [f"failing critical checks: {', '.join(failing)}"] if failing else []
         if other:
-            parts.append("not passing (not critical): " + ", ".join(other))
+            parts.append(f"not passing (not critical): {', '.join(other)}")
         return "; ".join(parts)
 
 
@@ -99,18 +93,16 @@ def process_uptime() -> float:
         return time.monotonic() - _IMPORTED_AT
 
 
-def service_document(
-    report: HealthReport, *, details: bool, service: str, version: str, environment: str
-) -> dict[str, Any]:
+def service_document(report: HealthReport, *, details: bool) -> dict[str, Any]:
     """``/health``: who is answering (service, version, environment, uptime) and every check."""
     document = report.as_health_json(details=details)
     checks = document.pop("checks")
     document.update(
-        serviceId=service,
-        description=f"{service} ({environment})",
-        version=version,
-        releaseId=version,
-        environment=environment,
+        serviceId=settings.SERVICE_NAME,
+        description=f"{settings.SERVICE_NAME} ({settings.DJANGO_ENV})",
+        version=settings.APP_VERSION,
+        releaseId=settings.APP_VERSION,
+        environment=settings.DJANGO_ENV,
     )
     # The draft's own example reports uptime as a system check; it is service information,
     # shown to every caller.
@@ -122,14 +114,4 @@ def service_document(
         "time": _iso(datetime.now(UTC)),
     }
     document["checks"] = {"uptime": [uptime], **checks}
-    return document
-
-
-def live_document(broken_reason: str | None, *, details: bool) -> dict[str, Any]:
-    """``/live``: pass, or fail once the process marked itself broken."""
-    if broken_reason is None:
-        return {"status": Status.PASS.value}
-    document: dict[str, Any] = {"status": Status.FAIL.value}
-    if details:
-        document["output"] = broken_reason
     return document

@@ -1,34 +1,37 @@
 """Run checks concurrently under one overall deadline, with a per-process TTL cache and single flight.
 
-- Every check that may block (network, devices) runs in a check thread; the caller waits for all of
-  them until ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``) and then reports any check
-  still running as failed. It never joins a hung thread. Checks that cannot block run in the
-  caller's thread meanwhile.
-- Check threads are daemon threads reused from run to run: each handoff to a thread costs a GIL
-  switch, which on a busy worker waits out the interpreter's switch interval (5 ms), so a new
-  thread per check per run made a probe several times slower than its round trips. A run goes to
-  an idle thread, or to a new one when all are busy, so a hung check never delays another.
+- Checks that may block (``blocking``) run in a check thread; the caller waits for all of them until
+  ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``) and then reports any check still
+  running as failed, without waiting for it. The other checks run in the caller's thread meanwhile.
+- The threads are kept from run to run: a handoff to a thread costs a GIL switch, which on a
+  busy worker waits out the interpreter's switch interval (5 ms), and a new thread per check per
+  run made a probe several times slower than its round trips. A run goes to an idle thread, or to a
+  new one when all are busy, so a hung check never delays another.
 - At most one run of a check is in flight per process. Callers that arrive while it runs wait for
   that same run (single flight); a run that outlived its timeout is reported failed at once, and a
   new one starts only after it returns. A hung dependency therefore holds at most one thread (and
   one connection) per check, however many probes arrive.
 - A finished result is reused for ``HEALTH_CACHE_TTL`` seconds, so N probes per second cost one
   round trip per dependency per TTL per process.
-- Database connections a check opened in its thread are closed (returned to the pool) when it ends.
 - ``health_check_status`` and ``health_check_duration_seconds`` are set for every fresh result.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 from django.conf import settings
+from django.db import connections
+
+from apps.ops.metrics.definitions import HEALTH_CHECK_DURATION, HEALTH_CHECK_STATUS
 
 from .base import CheckResult, HealthCheck, HealthCheckError, Observation, Status
 from .report import HealthReport
@@ -36,113 +39,71 @@ from .report import HealthReport
 logger = logging.getLogger(__name__)
 
 
-class _Run:
-    """One execution of one check; concurrent callers wait on ``done``."""
-
-    __slots__ = ("done", "result", "started")
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.done = threading.Event()
-        self.result: CheckResult | None = None
-
-
+@dataclasses.dataclass(eq=False)
 class _Slot:
-    """Per-check state: the cached result and the run in flight, if any."""
+    """One check's cached result and its run in flight, if any (read and written under ``lock``)."""
 
-    __slots__ = ("expires", "lock", "result", "running")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.result: CheckResult | None = None
-        self.expires = 0.0
-        self.running: _Run | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    result: CheckResult | None = None
+    expires: float = 0.0
+    running: Future[CheckResult] | None = None
+    run_started: float = 0.0
 
     def keep(self, result: CheckResult) -> None:
-        """Reuse ``result`` for ``HEALTH_CACHE_TTL`` seconds from now (the caller holds ``lock``)."""
         self.result = result
         self.expires = time.monotonic() + float(settings.HEALTH_CACHE_TTL)
 
 
-_slots: dict[str, _Slot] = {}
-_slots_lock = threading.Lock()
-
-
-def _slot(key: str) -> _Slot:
-    with _slots_lock:
-        slot = _slots.get(key)
-        if slot is None:
-            slot = _slots[key] = _Slot()
-        return slot
-
-
-_Task = tuple[Callable[[], CheckResult], Callable[[CheckResult], None]]
-
-
 class _CheckThreads:
-    """Daemon threads that run check tasks, reused across runs.
+    """Daemon threads reused from run to run; a task goes to an idle one, or to a new one when all
+    are busy. Single flight bounds them to the number of checks.
 
-    A task goes to an idle thread when there is one and to a new thread otherwise, so it never
-    waits behind another task (a hung check keeps its thread to itself). Single flight means at
-    most one task per check is in flight, which bounds the threads to the number of checks.
+    Not ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so one check waiting on a
+    dependency behind a network partition would keep its process (``manage.py health``) from exiting.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
-        self._idle = 0
-        self._started = 0
+        self._tasks: queue.SimpleQueue[tuple[Future[CheckResult], Callable[[], CheckResult]]] = (
+            queue.SimpleQueue()
+        )
+        self._idle = threading.Semaphore(0)
+        self._numbers = itertools.count(1)
 
-    def submit(self, task: Callable[[], CheckResult], then: Callable[[CheckResult], None]) -> None:
-        """Run ``task()`` in a check thread, then ``then(its result)`` once the thread is idle again."""
-        with self._lock:
-            # Every queued task has a thread of its own: an idle one reserved here, or a new one.
-            start_thread = self._idle == 0
-            if start_thread:
-                self._started += 1
-                name = f"health-check-{self._started}"
-            else:
-                self._idle -= 1
-            self._tasks.put((task, then))
-        if start_thread:
-            threading.Thread(target=self._work, args=(self._tasks,), name=name, daemon=True).start()
+    def submit(self, task: Callable[[], CheckResult]) -> Future[CheckResult]:
+        future: Future[CheckResult] = Future()
+        if not self._idle.acquire(blocking=False):
+            name = f"health-check-{next(self._numbers)}"
+            threading.Thread(target=self._work, name=name, daemon=True).start()
+        self._tasks.put((future, task))
+        return future
 
-    def _work(self, tasks: queue.SimpleQueue) -> None:
+    def _work(self) -> None:
         while True:
-            task, then = tasks.get()
-            try:
-                outcome = task()
-            except BaseException:  # tasks report their own errors; this only keeps the thread alive
-                logger.exception("health check thread: a task raised")
-                outcome = None
-            with self._lock:
-                self._idle += 1
-            if outcome is not None:
-                # Announced once this thread counts as idle: a caller woken by it that starts
-                # another run at once reuses this thread instead of starting a new one. A thread
-                # counted idle must stay alive, whatever ``then`` does.
-                try:
-                    then(outcome)
-                except BaseException:
-                    logger.exception("health check thread: publishing a result failed")
+            future, task = self._tasks.get()
+            result = task()  # never raises (``_run_in_thread``)
+            # Idle before the result is out: a caller it wakes that starts another run at once
+            # reuses this thread instead of starting a new one.
+            self._idle.release()
+            future.set_result(result)
 
 
+_slots: dict[str, _Slot] = {}
 _threads = _CheckThreads()
 
 
-def _new_threads_after_fork() -> None:
-    # Threads do not survive fork(): a child (a gunicorn worker) starts with none, and a fresh lock.
+def _after_fork_in_child() -> None:
+    # A forked child (a gunicorn worker) inherits neither the threads nor the runs in flight.
     global _threads
     _threads = _CheckThreads()
+    _slots.clear()
 
 
-os.register_at_fork(after_in_child=_new_threads_after_fork)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset() -> None:
     """Forget cached results (tests). Runs still in flight finish into the forgotten slots."""
-    with _slots_lock:
-        _slots.clear()
+    _slots.clear()
 
 
 def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
@@ -150,34 +111,26 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
     deadline = float(settings.HEALTH_CHECK_DEADLINE)
     started = time.monotonic()
     results: dict[int, CheckResult] = {}
-    waiting: list[tuple[int, HealthCheck, _Slot, _Run]] = []
+    waiting: list[tuple[int, HealthCheck, _Slot, Future[CheckResult], float]] = []
     inline: list[tuple[int, HealthCheck, _Slot | None]] = []
 
-    # Hand the blocking checks to threads first, so they wait on the network while this thread
+    # Hand the blocking checks to the pool first, so they wait on the network while this thread
     # runs the others.
     for index, check in enumerate(checks):
         if not check.cached:
             inline.append((index, check, None))
             continue
-        slot = _slot(check.key)
-        start_run = False
+        slot = _slots.get(check.key) or _slots.setdefault(check.key, _Slot())
         with slot.lock:
             if slot.result is not None and time.monotonic() < slot.expires:
                 results[index] = slot.result
-                continue
-            if not check.blocking:
+            elif not check.blocking:
                 inline.append((index, check, slot))
-                continue
-            run = slot.running
-            if run is None:
-                run = slot.running = _Run()
-                start_run = True
-        if start_run:
-            _threads.submit(
-                lambda check=check: _execute_in_thread(check),
-                lambda result, slot=slot, run=run: _publish(result, slot, run),
-            )
-        waiting.append((index, check, slot, run))
+            else:
+                if slot.running is None:
+                    slot.running = _threads.submit(lambda check=check, slot=slot: _run_in_thread(check, slot))
+                    slot.run_started = time.monotonic()
+                waiting.append((index, check, slot, slot.running, slot.run_started))
 
     for index, check, slot in inline:
         results[index] = _execute(check)
@@ -185,45 +138,38 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
             with slot.lock:
                 slot.keep(results[index])
 
-    for index, check, slot, run in waiting:
+    for index, check, slot, run, run_started in waiting:
         timeout = check.timeout_within(deadline)
-        give_up_at = min(started + deadline, run.started + timeout)
-        if run.done.wait(max(0.0, give_up_at - time.monotonic())) and run.result is not None:
-            results[index] = run.result
-        else:
-            results[index] = _timed_out(check, slot, run, timeout)
+        give_up_at = min(started + deadline, run_started + timeout)
+        try:
+            results[index] = run.result(max(0.0, give_up_at - time.monotonic()))
+        except TimeoutError:
+            results[index] = _timed_out(check, slot, run, run_started, timeout)
 
     # Criticality is configuration, not an observation: take it from the current checks.
-    ordered = [
-        dataclasses.replace(results[index], critical=check.critical)
-        if results[index].critical != check.critical
-        else results[index]
-        for index, check in enumerate(checks)
-    ]
-    return HealthReport(results=ordered)
+    return HealthReport(
+        results=[
+            results[index]
+            if results[index].critical == check.critical
+            else dataclasses.replace(results[index], critical=check.critical)
+            for index, check in enumerate(checks)
+        ]
+    )
 
 
-def _execute_in_thread(check: HealthCheck) -> CheckResult:
-    from django.db import connections
-
+def _run_in_thread(check: HealthCheck, slot: _Slot) -> CheckResult:
+    """Run a check in a pool thread, cache its result, and return the connections it took."""
     try:
-        return _execute(check)
+        result = _execute(check)
     finally:
-        # Return connections this thread took from the pool (or close them without a pool).
         try:
-            connections.close_all()
+            connections.close_all()  # back to the pool (or closed, without a pool)
         except Exception:
             logger.exception("closing the database connections of health check %s failed", check.key)
-
-
-def _publish(result: CheckResult, slot: _Slot, run: _Run) -> None:
-    """Cache the result of a run and wake the callers waiting for it."""
     with slot.lock:
         slot.keep(result)
-        if slot.running is run:
-            slot.running = None
-    run.result = result
-    run.done.set()
+        slot.running = None
+    return result
 
 
 def _execute(check: HealthCheck) -> CheckResult:
@@ -245,11 +191,14 @@ def _execute(check: HealthCheck) -> CheckResult:
     return result
 
 
-def _timed_out(check: HealthCheck, slot: _Slot, run: _Run, timeout: float) -> CheckResult:
+def _timed_out(
+    check: HealthCheck, slot: _Slot, run: Future[CheckResult], run_started: float, timeout: float
+) -> CheckResult:
     """A failure for a run that is still going; cached like any result until the run returns."""
-    elapsed = time.monotonic() - run.started
-    output = f"no answer within {timeout:g} s (still waiting after {elapsed:.1f} s)"
-    result = check.result(Status.FAIL, elapsed, output)
+    elapsed = time.monotonic() - run_started
+    result = check.result(
+        Status.FAIL, elapsed, f"no answer within {timeout:g} s (still waiting after {elapsed:.1f} s)"
+    )
     with slot.lock:
         if slot.running is run:  # the run has not finished meanwhile: its result would be newer
             slot.keep(result)
@@ -263,8 +212,6 @@ _last_status: dict[str, Status] = {}
 def _record(result: CheckResult) -> None:
     """Metrics for every fresh result, and one log line when a check changes status."""
     try:
-        from apps.ops.metrics.definitions import HEALTH_CHECK_DURATION, HEALTH_CHECK_STATUS
-
         HEALTH_CHECK_STATUS.labels(check=result.key).set(result.status.gauge_value)
         HEALTH_CHECK_DURATION.labels(check=result.key).set(result.duration)
     except Exception:  # a metrics problem must not turn into a failed probe
