@@ -15,24 +15,19 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from apps.ops import selectors, services
-from apps.ops.models import RESET_PERMISSION, BreakerConfigOverride, BreakerResetAudit, CircuitBreaker
+from apps.ops import breakers, selectors, services
+from apps.ops.breakers.config import CONFIG_FIELDS
+from apps.ops.models import BreakerConfigOverride, BreakerResetAudit, CircuitBreaker, may_reset_breakers
 
 
-def _may_reset(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_active and user.is_staff and user.has_perm(RESET_PERMISSION))
-
-
-@admin.register(CircuitBreaker)
-class CircuitBreakerAdmin(admin.ModelAdmin):
-    """Live breakers: state, failure count, configuration; "Reset selected" and "Reset all"."""
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Seen by those who may reset breakers (and by those the model's own permissions allow)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _may_reset(request)
+        return super().has_module_permission(request) or may_reset_breakers(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _may_reset(request)
+        return super().has_view_permission(request, obj) or may_reset_breakers(request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -43,6 +38,11 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(_ReadOnlyAdmin):
+    """Live breakers: state, failure count, configuration; "Reset selected" and "Reset all"."""
+
     def get_urls(self) -> list:
         info = self.opts.app_label, self.opts.model_name
         return [
@@ -50,14 +50,14 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
         ]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        if not _may_reset(request):
+        if not may_reset_breakers(request.user):
             raise PermissionDenied
         if request.method == "POST":
             return self._reset(request)
         overrides = {override.name: override.pk for override in BreakerConfigOverride.objects.all()}
         rows = [
             {"status": status, "override_id": overrides.get(status.name)}
-            for status in selectors.breaker_list()
+            for status in breakers.all_statuses()
         ]
         context = {
             **self.admin_site.each_context(request),
@@ -97,25 +97,8 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
 class BreakerConfigOverrideAdmin(admin.ModelAdmin):
     """Per-breaker settings; applied by every process within CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS."""
 
-    list_display = (
-        "name",
-        "fail_max",
-        "reset_timeout",
-        "success_threshold",
-        "request_timeout",
-        "updated_at",
-        "updated_by",
-    )
+    list_display = fields = ("name", *CONFIG_FIELDS, "updated_at", "updated_by")
     readonly_fields = ("updated_at", "updated_by")
-    fields = (
-        "name",
-        "fail_max",
-        "reset_timeout",
-        "success_threshold",
-        "request_timeout",
-        "updated_at",
-        "updated_by",
-    )
     search_fields = ("name",)
 
     def save_model(self, request: HttpRequest, obj: BreakerConfigOverride, form: Any, change: bool) -> None:
@@ -124,25 +107,10 @@ class BreakerConfigOverrideAdmin(admin.ModelAdmin):
 
 
 @admin.register(BreakerResetAudit)
-class BreakerResetAuditAdmin(admin.ModelAdmin):
-    """Read-only: who reset which breaker, when, and from what state."""
+class BreakerResetAuditAdmin(_ReadOnlyAdmin):
+    """Who reset which breaker, when, and from what state."""
 
     list_display = ("at", "breaker", "actor", "via", "state_before", "failure_count_before", "shared")
     list_filter = ("via", "state_before")
     search_fields = ("breaker", "actor")
     date_hierarchy = "at"
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or _may_reset(request)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return super().has_module_permission(request) or _may_reset(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,19 +1,13 @@
 """The circuit breaker REST API (``/api/v1/circuit-breakers/...``): authenticate, call a service, render.
 
-Authentication, checked before anything else:
-
-- ``Authorization: Bearer <OPS_API_TOKEN>`` (compared in constant time; no token configured means
-  token access is off), for automation. No session, so no CSRF.
-- or a session of an active staff user holding ``ops.reset_circuitbreaker``; unsafe methods need a
-  valid CSRF token, as everywhere else on the site.
-
-Anonymous (or a wrong token) → 401, logged in without the rights → 403. Every answer, errors
-included, is JSON.
+Allowed, checked before anything else: ``Authorization: Bearer <OPS_API_TOKEN>`` (automation; no
+session, so no CSRF), or the session of staff who may reset breakers (unsafe methods need a valid
+CSRF token). Anonymous or a wrong token → 401, logged in without the rights → 403. Every answer is JSON.
 """
 
 from __future__ import annotations
 
-import hmac
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +18,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from apps.ops import selectors, services
-from apps.ops.models import RESET_PERMISSION, BreakerResetAudit
+from apps.ops import bearer, breakers, services
+from apps.ops.models import BreakerResetAudit, may_reset_breakers
 
 TOKEN_ACTOR = "api-token"
 
@@ -51,20 +45,17 @@ def _authenticate(request: HttpRequest) -> tuple[AbstractBaseUser | str | None, 
     """(actor, None) when allowed, else (None, the error response)."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if header:
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer":
+        if bearer.presented_token(header) is None:
             return None, _error(
                 401, "unsupported authorization scheme (use Bearer)", {"WWW-Authenticate": "Bearer"}
             )
-        expected = settings.OPS_API_TOKEN or ""
-        given = credentials.strip()
-        if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        if bearer.token_matches(header, settings.OPS_API_TOKEN):
             return TOKEN_ACTOR, None
         return None, _error(401, "invalid token", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
     user = request.user
     if not user.is_authenticated:
         return None, _error(401, "authentication required", {"WWW-Authenticate": "Bearer"})
-    if not (user.is_active and user.is_staff and user.has_perm(RESET_PERMISSION)):
+    if not may_reset_breakers(user):
         return None, _error(403, "staff with the permission to reset circuit breakers only")
     if request.method not in {"GET", "HEAD", "OPTIONS", "TRACE"}:
         reason = _csrf_failure(request)
@@ -79,6 +70,7 @@ def _ops_endpoint(*methods: str) -> Callable:
     def decorate(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
         @csrf_exempt  # checked in _authenticate for sessions; bearer-token calls carry no cookie
         @never_cache
+        @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
             actor, failure = _authenticate(request)
             if failure is not None:
@@ -87,8 +79,6 @@ def _ops_endpoint(*methods: str) -> Callable:
                 return _error(405, f"method {request.method} not allowed", {"Allow": ", ".join(methods)})
             return view(request, actor, *args, **kwargs)
 
-        wrapper.__name__ = view.__name__
-        wrapper.__doc__ = view.__doc__
         return wrapper
 
     return decorate
@@ -97,7 +87,7 @@ def _ops_endpoint(*methods: str) -> Callable:
 @_ops_endpoint("GET", "HEAD")
 def breaker_status(request: HttpRequest, actor: Any) -> JsonResponse:
     """Every known breaker with its live state."""
-    return JsonResponse({"breakers": [status.as_dict() for status in selectors.breaker_list()]})
+    return JsonResponse({"breakers": [status.as_dict() for status in breakers.all_statuses()]})
 
 
 @_ops_endpoint("POST")

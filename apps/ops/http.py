@@ -1,27 +1,18 @@
 """Outbound HTTP: every call to an external service goes through here, through a named breaker.
 
 ``request("POST", url, breaker="provisioning", json={...})`` returns a :class:`Response` for 2xx,
-3xx and 4xx answers, and raises an :class:`OutboundError` otherwise:
-
-- :class:`CircuitOpen` — the breaker is open; the network was not touched.
-- :class:`UpstreamTimeout`, :class:`UpstreamConnectionError`, :class:`UpstreamServerError` (5xx),
-  :class:`UpstreamProtocolError` (garbled or oversized answer) — the upstream is unhealthy; each
-  counts as a failure of the breaker.
-- :class:`InvalidURL` — the URL is not a usable http(s) URL (configuration error; not counted).
-
-A 4xx answer is returned, not raised, and counts as a success: the upstream is healthy, the request
-was wrong. There are no automatic retries or redirects (every attempt is one breaker call).
-
-Timeouts: connecting waits at most ``OUTBOUND_HTTP_CONNECT_TIMEOUT``; the whole exchange (connect,
-headers, body) is bounded by the breaker's ``request_timeout`` (or a smaller ``timeout=``), enforced
-on every socket wait, so a slow-dripping upstream cannot hold a worker longer than that.
+3xx and 4xx answers (a 4xx counts as a success: the upstream is healthy, the request was wrong).
+Otherwise it raises :class:`CircuitOpenError` (open breaker, no request sent), an
+:class:`UpstreamError` (counted as a failure by the breaker) or :class:`InvalidURL` (not counted).
+No automatic retries or redirects. Connecting waits at most ``OUTBOUND_HTTP_CONNECT_TIMEOUT``; the
+whole exchange, body included, is bounded by the breaker's ``request_timeout`` (or a smaller
+``timeout=``) on every socket wait, so a slow-dripping upstream cannot hold a worker longer.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +24,7 @@ from django.conf import settings
 from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from apps.ops import breakers, context
+from apps.ops.breakers import CircuitOpenError as CircuitOpenError  # raised by request()
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 _CHUNK_BYTES = 64 * 1024
@@ -49,14 +41,6 @@ class OutboundError(Exception):
 
 class InvalidURL(OutboundError):
     """Not an absolute http(s) URL: a configuration error, not an upstream failure."""
-
-
-class CircuitOpen(OutboundError):
-    """The breaker is open: failed fast, without a request."""
-
-    def __init__(self, message: str, *, breaker: str, url: str, retry_after: float) -> None:
-        super().__init__(message, breaker=breaker, url=url)
-        self.retry_after = retry_after
 
 
 class UpstreamError(OutboundError):
@@ -99,29 +83,17 @@ class Response:
         return jsonlib.loads(self.body)
 
 
-class _PoolHolder:
-    """One urllib3 PoolManager per process (sockets are never shared across a fork)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._pool: urllib3.PoolManager | None = None
-
-    def after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = None
-
-    def get(self) -> urllib3.PoolManager:
-        if self._pool is None or self._pid != os.getpid():
-            with self._lock:
-                if self._pool is None or self._pid != os.getpid():
-                    self._pool = urllib3.PoolManager(num_pools=16, maxsize=16, block=False, retries=False)
-                    self._pid = os.getpid()
-        return self._pool
+def _new_pool() -> urllib3.PoolManager:
+    return urllib3.PoolManager(num_pools=16, maxsize=16, block=False, retries=False)
 
 
-_pools = _PoolHolder()
-os.register_at_fork(after_in_child=_pools.after_fork_in_child)
+def _replace_pool_in_child() -> None:
+    global _pool
+    _pool = _new_pool()  # a child must not share its parent's sockets
+
+
+_pool = _new_pool()
+os.register_at_fork(after_in_child=_replace_pool_in_child)
 
 
 def _check_url(url: str, breaker: str) -> None:
@@ -183,7 +155,7 @@ def request(
     _check_url(url, breaker)
     circuit = breakers.get_breaker(breaker)
     total = circuit.request_timeout if timeout is None else min(timeout, circuit.request_timeout)
-    connect = min(float(getattr(settings, "OUTBOUND_HTTP_CONNECT_TIMEOUT", 3.0)), total)
+    connect = min(settings.OUTBOUND_HTTP_CONNECT_TIMEOUT, total)
     send_headers = {
         "User-Agent": f"{settings.SERVICE_NAME}/{settings.APP_VERSION}",
         "Accept": "application/json",
@@ -200,7 +172,7 @@ def request(
         deadline = time.monotonic() + total
         response = None
         try:
-            response = _pools.get().request(
+            response = _pool.request(
                 method,
                 url,
                 body=body,
@@ -229,7 +201,4 @@ def request(
             )
         return Response(status=response.status, body=content, headers=dict(response.headers))
 
-    try:
-        return circuit.call(exchange)
-    except breakers.CircuitOpenError as exc:
-        raise CircuitOpen(str(exc), breaker=breaker, url=url, retry_after=exc.retry_after) from exc
+    return circuit.call(exchange)

@@ -19,6 +19,11 @@ from apps.ops.breakers.config import CONFIG_FIELDS, validate_name
 RESET_PERMISSION = "ops.reset_circuitbreaker"
 
 
+def may_reset_breakers(user: Any) -> bool:
+    """Whether ``user`` may see and reset breakers: active staff holding :data:`RESET_PERMISSION`."""
+    return bool(user.is_active and user.is_staff and user.has_perm(RESET_PERMISSION))
+
+
 def validate_breaker_name(value: str) -> None:
     try:
         validate_name(value)
@@ -68,10 +73,11 @@ class BreakerConfigOverride(models.Model):
 
 
 class CircuitBreaker(BreakerConfigOverride):
-    """No table of its own: the admin entry for the live breakers, holder of the reset permission.
+    """The admin's "Circuit breakers" page and the holder of the reset permission; no table, no rows.
 
-    A proxy (not an unmanaged model) so that nothing ever queries a table that does not exist
-    (``dumpdata`` skips proxies).
+    Its name makes the page's URL and the permission's codename (``ops.reset_circuitbreaker``); the
+    breakers themselves are :class:`apps.ops.breakers.Breaker`. A proxy, not an unmanaged model, so
+    that nothing ever queries a table that does not exist (``dumpdata`` skips proxies).
     """
 
     class Meta:

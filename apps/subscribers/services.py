@@ -77,7 +77,7 @@ def subscriber_activate(*, subscriber: Subscriber) -> ActivationResult:
             json=_payload(subscriber),
             headers=headers,
         )
-    except http.CircuitOpen:
+    except http.CircuitOpenError:
         metrics.record_provisioning("rejected")
         logger.info("activation of subscriber %s deferred: provisioning breaker open", subscriber.pk)
         return ActivationResult(False, UNAVAILABLE_MESSAGE, retryable=True)

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from django.test import Client
 
 from apps.ops import breakers
 from apps.ops.models import BreakerConfigOverride, BreakerResetAudit
-from tests.ops.breaker_support import configure, fresh_breakers  # noqa: F401
+from tests.ops.breaker_support import configure, fresh_breakers, trip  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_breakers")]
 
 PAGE = "/admin/ops/circuitbreaker/"
-
-
-def trip(name: str) -> None:
-    breaker = breakers.get_breaker(name)
-    for _ in range(breaker.fail_max):
-        try:
-            breaker.call(lambda: 1 / 0)
-        except ZeroDivisionError:
-            pass
 
 
 def permission(codename: str) -> Permission:
@@ -178,10 +172,6 @@ def test_an_invalid_override_is_refused_by_the_form(open_breaker, ops_staff):
 
 
 def test_the_table_less_admin_model_does_not_break_dumpdata(open_breaker, ops_staff):
-    from io import StringIO
-
-    from django.core.management import call_command
-
     BreakerConfigOverride.objects.create(name="admin-closed", fail_max=4)
     out = StringIO()
     call_command("dumpdata", "ops", stdout=out)

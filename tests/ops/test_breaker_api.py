@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import redis
 from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.ops import breakers
 from apps.ops.breakers.storage import NAMES_KEY
 from apps.ops.models import BreakerResetAudit
-from tests.ops.breaker_support import configure, fresh_breakers  # noqa: F401
+from tests.ops.breaker_support import configure, fresh_breakers, trip  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_breakers")]
 
@@ -20,16 +21,6 @@ RESET_ALL_URL = "/api/v1/circuit-breakers/reset-all"
 
 def reset_url(name: str) -> str:
     return f"/api/v1/circuit-breakers/{name}/reset"
-
-
-def trip(name: str) -> None:
-    breaker = breakers.get_breaker(name)
-    for _ in range(breaker.fail_max):
-        try:
-            breaker.call(lambda: 1 / 0)
-        except ZeroDivisionError:
-            pass
-    assert breaker.status().state == "open"
 
 
 @pytest.fixture
@@ -222,8 +213,6 @@ def test_reset_all_resets_every_known_breaker(api):
 
 
 def test_an_unknown_name_is_404_and_no_breaker_is_created(api, settings):
-    import redis
-
     response = call(token_client(), "post", reset_url("no-such-breaker"))
     assert (response.status_code, response.json()) == (404, {"error": "unknown circuit breaker"})
     assert breakers.breaker_status("no-such-breaker") is None

@@ -5,6 +5,7 @@ Real Redis throughout (the session server, or one started by the test when it st
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import threading
 import time
@@ -16,11 +17,14 @@ from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from prometheus_client import REGISTRY
 
-from apps.ops import breakers
+from apps.ops import breakers, http
 from apps.ops.breakers import CircuitOpenError
+from apps.ops.breakers.pybreaker_internals import WRITTEN_FOR
+from apps.ops.breakers.registry import BreakerRegistry
 from apps.ops.breakers.storage import NAMES_KEY, state_keys
+from apps.ops.models import BreakerConfigOverride, BreakerResetAudit
 from tests.ops.breaker_support import configure, fresh_breakers, run_in_other_process  # noqa: F401
-from tests.servers import RedisServer, wait_until
+from tests.servers import wait_until
 from tests.upstream import upstream_fixture  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("fresh_breakers")
@@ -50,6 +54,10 @@ def metric(name: str, **labels: str) -> float:
 
 def raw_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2)
+
+
+def test_the_installed_pybreaker_is_the_version_its_internals_were_written_for():
+    assert f"pybreaker=={importlib.metadata.version('pybreaker')}" == WRITTEN_FOR
 
 
 # --- state machine -------------------------------------------------------------------------------
@@ -164,8 +172,6 @@ def test_settings_override_the_defaults_per_breaker(settings):
 
 @pytest.mark.django_db
 def test_admin_override_applies_to_a_live_breaker_without_restart(settings):
-    from apps.ops.models import BreakerConfigOverride
-
     configure(settings, "live-config", fail_max=2)
     breaker = breakers.get_breaker("live-config")
     assert breaker.fail_max == 2
@@ -178,15 +184,12 @@ def test_admin_override_applies_to_a_live_breaker_without_restart(settings):
 
 @pytest.mark.django_db(transaction=True)  # the refresh reads in its own thread and connection
 def test_other_processes_pick_up_an_admin_override_within_the_refresh_interval(settings):
-    from apps.ops.breakers import config
-    from apps.ops.models import BreakerConfigOverride
-
     settings.CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS = 0.2
     assert breakers.get_breaker("refreshed").fail_max == 5
     # A row written by "another process": bypass save() so this process's cache is not cleared.
     BreakerConfigOverride.objects.bulk_create([BreakerConfigOverride(name="refreshed", fail_max=9)])
     wait_until(lambda: breakers.get_breaker("refreshed").fail_max == 9, timeout=3, message="override applied")
-    assert config.resolve("refreshed").fail_max == 9
+    assert breakers.breaker_status("refreshed").fail_max == 9
 
 
 def test_invalid_settings_are_reported_by_the_system_check(settings):
@@ -255,9 +258,7 @@ def test_two_processes_share_the_breaker_through_redis(settings, server_env, ups
 
     # This process never called it, yet sees it open and fails fast without a request.
     assert [s.state for s in breakers.all_statuses() if s.name == "shared-upstream"] == ["open"]
-    from apps.ops import http
-
-    with pytest.raises(http.CircuitOpen):
+    with pytest.raises(http.CircuitOpenError):
         http.request("GET", f"{upstream.url}/ping", breaker="shared-upstream")
     assert upstream.request_count == 3
 
@@ -336,14 +337,6 @@ def test_without_redis_state_is_per_process_and_says_so(settings):
 # --- Redis outages ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis(settings):
-    server = RedisServer().start()
-    settings.REDIS_URL = server.url
-    yield server
-    server.destroy()
-
-
 @pytest.mark.servers
 def test_redis_stopped_mid_test_breakers_keep_working_locally_then_share_again(settings, own_redis, caplog):
     configure(settings, "outage", fail_max=3)
@@ -373,7 +366,8 @@ def test_redis_stopped_mid_test_breakers_keep_working_locally_then_share_again(s
 
 @pytest.mark.servers
 def test_a_frozen_redis_costs_a_call_at_most_the_socket_timeout(settings, own_redis):
-    settings.REDIS_SOCKET_TIMEOUT = 0.3
+    # Deadlines, not measurements: each is well below what one more wait on Redis would cost.
+    timeout = settings.REDIS_SOCKET_TIMEOUT = 1.0
     breaker = breakers.get_breaker("frozen")
     breaker.call(succeed)
     own_redis.freeze()
@@ -390,48 +384,46 @@ def test_a_frozen_redis_costs_a_call_at_most_the_socket_timeout(settings, own_re
         statuses_took = time.monotonic() - statuses_started
     finally:
         own_redis.thaw()
-    assert first < 0.3 + 0.25
-    assert following < 0.1
-    assert statuses_took < 0.3 + 0.25
+    assert first < 2 * timeout  # one wait, no retry
+    assert following < timeout  # twenty calls, not one of them waited
+    assert statuses_took < 2 * timeout
 
 
 # --- concurrency ------------------------------------------------------------------------------------------
 
 
-def concurrent_wall_time(call, threads: int = 8) -> float:
-    barrier = threading.Barrier(threads)
-    errors = []
+def calls_inside_at_once(call_through, *, threads: int = 8, timeout: float = 10) -> list[Exception]:
+    """Run ``call_through(protected)`` in ``threads`` threads, where ``protected`` returns only once
+    every thread is inside its own (BrokenBarrierError after ``timeout`` s); the errors raised."""
+    inside = threading.Barrier(threads, timeout=timeout)
+    errors: list[Exception] = []
 
     def worker() -> None:
-        barrier.wait()
         try:
-            call()
+            call_through(inside.wait)
         except Exception as exc:
             errors.append(exc)
 
     workers = [threading.Thread(target=worker) for _ in range(threads)]
-    started = time.monotonic()
     for thread in workers:
         thread.start()
     for thread in workers:
         thread.join()
-    assert errors == []
-    return time.monotonic() - started
+    return errors
 
 
 def test_concurrent_calls_through_one_closed_breaker_are_not_serialised(settings):
     breaker = breakers.get_breaker("parallel")
-    elapsed = concurrent_wall_time(lambda: breaker.call(time.sleep, 0.2))
-    assert elapsed < 2 * 0.2, f"8 calls of 200 ms took {elapsed:.3f} s"
+    assert calls_inside_at_once(breaker.call) == []  # all eight were inside the breaker together
     assert breaker.status().state == "closed"
 
 
 @pytest.mark.slow
 def test_plain_pybreaker_serialises_the_same_calls_for_comparison():
-    """What the registry avoids: pybreaker holds its lock around the call (8 x 200 ms take 1.6 s)."""
-    plain = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
-    elapsed = concurrent_wall_time(lambda: plain.call(time.sleep, 0.2))
-    assert elapsed >= 8 * 0.2 * 0.95
+    """What the registry avoids: pybreaker holds its lock around the call, one call at a time."""
+    plain = pybreaker.CircuitBreaker(fail_max=100, reset_timeout=60)
+    errors = calls_inside_at_once(plain.call, timeout=1)
+    assert errors and all(isinstance(error, threading.BrokenBarrierError) for error in errors)
 
 
 # --- listeners, logs, metrics ---------------------------------------------------------------------------
@@ -489,8 +481,6 @@ def test_each_transition_is_logged_once_with_name_states_and_reason(settings, ca
 
 def test_a_transition_made_by_another_process_is_not_logged_again(settings, caplog):
     """Two registries on one Redis stand for two workers: only the one that trips it logs."""
-    from apps.ops.breakers.registry import BreakerRegistry
-
     configure(settings, "once", fail_max=2)
     here, there = BreakerRegistry().get("once"), BreakerRegistry().get("once")
     fail_times(here, 2)
@@ -526,8 +516,6 @@ def test_calls_and_transitions_are_counted_in_metrics(settings):
 
 @pytest.mark.django_db
 def test_breakers_command_lists_resets_and_audits(settings, capsys):
-    from apps.ops.models import BreakerResetAudit
-
     configure(settings, "cli-one", fail_max=1)
     configure(settings, "cli-two")
     with pytest.raises(Boom):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apps.ops import breakers, http
+from apps.ops import breakers, context, http
 from tests.ops.breaker_support import configure, fresh_breakers  # noqa: F401
 from tests.servers import free_port, wait_until
 from tests.upstream import upstream_fixture  # noqa: F401
@@ -37,10 +37,8 @@ def test_five_5xx_answers_open_the_breaker_then_calls_fail_fast_without_a_reques
     assert state("flaky-api") == "open"
     assert upstream.request_count == 5
 
-    started = time.monotonic()
-    with pytest.raises(http.CircuitOpen) as rejected:
+    with pytest.raises(http.CircuitOpenError) as rejected:
         http.request("GET", f"{upstream.url}/x", breaker="flaky-api")
-    assert time.monotonic() - started < 0.1
     assert rejected.value.retry_after > 0
     assert upstream.request_count == 5  # the upstream saw nothing
 
@@ -62,13 +60,13 @@ def test_half_open_after_recovery_three_successes_close_and_a_failure_reopens(se
         with pytest.raises(http.UpstreamServerError):
             http.request("GET", url, breaker="recovering-api")
     upstream.status = 200
-    with pytest.raises(http.CircuitOpen):
+    with pytest.raises(http.CircuitOpenError):
         http.request("GET", url, breaker="recovering-api")
 
     def trial_passes() -> bool:
         try:
             http.request("GET", url, breaker="recovering-api")
-        except http.CircuitOpen:
+        except http.CircuitOpenError:
             return False
         return True
 
@@ -90,7 +88,7 @@ def test_half_open_after_recovery_three_successes_close_and_a_failure_reopens(se
         http.request("GET", url, breaker="recovering-api")
     assert state("recovering-api") == "open"
     before = upstream.request_count
-    with pytest.raises(http.CircuitOpen):
+    with pytest.raises(http.CircuitOpenError):
         http.request("GET", url, breaker="recovering-api")
     assert upstream.request_count == before
 
@@ -104,40 +102,40 @@ def test_connection_refused_counts_as_a_failure(settings):
     assert state("gone-api") == "open"
 
 
+# Timeouts: each deadline lies well above the timeout that applies, below what another would cost.
+
+
 def test_a_slow_upstream_times_out_within_the_request_timeout_and_counts(settings, upstream):
     configure(settings, "slow-api", fail_max=2, request_timeout=0.3)
-    breakers.get_breaker("slow-api")  # created before the clock starts
-    upstream.delay = 1.5
+    upstream.delay = 3
     started = time.monotonic()
     with pytest.raises(http.UpstreamTimeout):
         http.request("GET", f"{upstream.url}/x", breaker="slow-api")
-    assert time.monotonic() - started < 0.3 + 0.2
+    assert time.monotonic() - started < 2
     assert breakers.get_breaker("slow-api").status().failure_count == 1
 
 
 def test_a_slow_dripping_body_is_cut_at_the_request_timeout(settings, upstream):
     configure(settings, "drip-api", request_timeout=0.5)
-    breakers.get_breaker("drip-api")  # created before the clock starts
-    upstream.body = b"x" * 100
-    upstream.drip = 0.05  # 5 s for the whole body, each byte well within any per-read timeout
+    upstream.body = b"x" * 200
+    upstream.drip = 0.05  # 10 s for the whole body, each byte well within any per-read timeout
     started = time.monotonic()
     with pytest.raises(http.UpstreamTimeout):
         http.request("GET", f"{upstream.url}/x", breaker="drip-api")
-    assert time.monotonic() - started < 0.5 + 0.2
+    assert time.monotonic() - started < 5
 
 
 def test_a_smaller_timeout_per_call_is_honoured_but_never_a_larger_one(settings, upstream):
-    configure(settings, "bounded-api", request_timeout=0.4)
-    breakers.get_breaker("bounded-api")  # created before the clock starts
-    upstream.delay = 1.0
+    configure(settings, "bounded-api", request_timeout=1.5)
+    upstream.delay = 4
     started = time.monotonic()
     with pytest.raises(http.UpstreamTimeout):
         http.request("GET", f"{upstream.url}/x", breaker="bounded-api", timeout=0.1)
-    assert time.monotonic() - started < 0.1 + 0.2
+    assert time.monotonic() - started < 1  # the breaker's 1.5 s did not apply
     started = time.monotonic()
     with pytest.raises(http.UpstreamTimeout):
         http.request("GET", f"{upstream.url}/x", breaker="bounded-api", timeout=30)
-    assert time.monotonic() - started < 0.4 + 0.2
+    assert time.monotonic() - started < 3.5  # nor did the call's 30 s
 
 
 def test_an_oversized_answer_is_a_protocol_error(settings, upstream):
@@ -155,8 +153,6 @@ def test_an_invalid_url_is_refused_before_the_breaker(settings, url):
 
 
 def test_the_request_id_of_the_current_request_is_forwarded(settings, upstream):
-    from apps.ops import context
-
     token = context.request_id.set("req-123")
     try:
         http.request("GET", f"{upstream.url}/x", breaker="traced-api")
@@ -182,9 +178,9 @@ def eight_at_once(url: str) -> tuple[float, list[int]]:
     return time.monotonic() - started, statuses
 
 
-def test_eight_concurrent_calls_to_a_200ms_upstream_take_about_200ms(settings, upstream):
-    upstream.delay = 0.2
-    eight_at_once(f"{upstream.url}/warm-up")  # steady state: pooled HTTP and Redis connections per thread
+def test_eight_concurrent_calls_to_a_slow_upstream_run_side_by_side(settings, upstream):
+    upstream.delay = 1.0
     elapsed, statuses = eight_at_once(f"{upstream.url}/x")
     assert statuses == [200] * 8
-    assert elapsed < 2 * 0.2, f"8 concurrent 200 ms calls took {elapsed:.3f} s"
+    # One at a time would take 8 s; side by side about 1 s (how fast exactly is the benchmark's job).
+    assert elapsed < 4, f"8 concurrent calls of 1 s took {elapsed:.3f} s"

@@ -2,8 +2,8 @@
 
 Public API:
 
-- ``get_breaker(name)`` → the breaker (created on first use); ``breaker.call(func, ...)`` or
-  ``with breaker.calling(): ...``. Rejected calls raise :class:`CircuitOpenError`.
+- ``get_breaker(name)`` → the :class:`Breaker` (created on first use); ``breaker.call(func, ...)``
+  or ``with breaker.calling(): ...``. Rejected calls raise :class:`CircuitOpenError`.
 - ``all_statuses()`` → list of :class:`BreakerStatus` for every known breaker: one Redis round
   trip, never raises (probes and the metrics collector call it at request/scrape time).
 - ``breaker_status(name)``, ``is_known(name)``, ``reset_breaker(name, reason=...)``.
@@ -14,31 +14,13 @@ overrides edited in the admin. Without ``REDIS_URL`` state is per process (``sha
 
 from __future__ import annotations
 
-from .breaker import CircuitOpenError, SharedCircuitBreaker
-from .config import BreakerConfig, is_valid_name, reset_overrides
+# Re-exported: the names of the public API besides the functions below.
+from .breaker import Breaker, CircuitOpenError  # noqa: F401
 from .registry import registry
-from .status import STATE_CLOSED, STATE_CODES, STATE_HALF_OPEN, STATE_OPEN, BreakerStatus
-
-__all__ = [
-    "STATE_CLOSED",
-    "STATE_CODES",
-    "STATE_HALF_OPEN",
-    "STATE_OPEN",
-    "BreakerConfig",
-    "BreakerStatus",
-    "CircuitOpenError",
-    "SharedCircuitBreaker",
-    "all_statuses",
-    "breaker_status",
-    "clear_local_breakers",
-    "get_breaker",
-    "is_known",
-    "is_valid_name",
-    "reset_breaker",
-]
+from .status import STATE_CLOSED, STATE_CODES, STATE_HALF_OPEN, STATE_OPEN, BreakerStatus  # noqa: F401
 
 
-def get_breaker(name: str) -> SharedCircuitBreaker:
+def get_breaker(name: str) -> Breaker:
     """The breaker called ``name`` (created on first use). ValueError for an invalid name."""
     return registry.get(name)
 
@@ -64,9 +46,3 @@ def reset_breaker(name: str, *, reason: str) -> BreakerStatus:
     Callers check :func:`is_known` first (this creates the breaker object in this process).
     """
     return registry.get(name).reset(reason)
-
-
-def clear_local_breakers() -> None:
-    """Forget this process's breakers and cached overrides (tests; Redis and the DB are untouched)."""
-    registry.clear()
-    reset_overrides()

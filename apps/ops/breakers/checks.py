@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.checks import Error, register
 
 from .config import settings_errors
@@ -11,4 +12,4 @@ from .config import settings_errors
 
 @register("ops")
 def check_circuit_breaker_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    return [Error(message, id="ops.E001") for message in settings_errors()]
+    return [Error(message, id="ops.E001") for message in settings_errors(settings.CIRCUIT_BREAKERS)]

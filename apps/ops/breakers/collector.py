@@ -1,4 +1,4 @@
-"""``circuit_breaker_state{breaker}`` (0 closed, 1 open, 2 half-open), computed when Prometheus scrapes.
+"""``circuit_breaker_state{breaker}``, computed when Prometheus scrapes.
 
 Read from :func:`~apps.ops.breakers.all_statuses` at scrape time: breaker state lives in Redis
 (shared by every worker and pod), so the worker answering the scrape reads the same truth any other
@@ -11,23 +11,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from . import all_statuses
 from .status import STATE_CODES, STATE_OPEN
 
 logger = logging.getLogger(__name__)
 
+_CODES_HELP = ", ".join(f"{code} {state}" for state, code in STATE_CODES.items())
+
 
 class CircuitBreakerStateCollector:
-    """``circuit_breaker_state{breaker}``: 0 closed, 1 open, 2 half-open; an unknown state as open."""
+    """One sample per known breaker, its state's code (an unknown state counts as open)."""
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
-            "circuit_breaker_state",
-            "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            labels=["breaker"],
+            "circuit_breaker_state", f"Circuit breaker state: {_CODES_HELP}.", labels=["breaker"]
         )
         try:
             statuses = list(all_statuses())

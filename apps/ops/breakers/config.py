@@ -1,10 +1,8 @@
 """Configuration of each named breaker: defaults, then ``settings.CIRCUIT_BREAKERS``, then the DB.
 
 The database overrides (edited by staff in the admin) are read with one query for all breakers and
-kept in process memory, refreshed in the background every ``CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS``;
-the process that saves an override re-reads them at once, every other worker and pod within that
-time. If the database cannot be read, the last overrides read stay in force: a breaker never waits
-for, nor stops working because of, its configuration store.
+kept in process memory (see :class:`OverrideCache`): a breaker never waits for, nor stops working
+because of, its configuration store.
 """
 
 from __future__ import annotations
@@ -14,17 +12,19 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
+from django.db import connections
 
 logger = logging.getLogger("apps.ops.breakers")
 
 # Names end up in Redis keys, URLs and metric labels: keep them short and plain.
 BREAKER_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+FIRST_READ_WAIT_SECONDS = 0.25
+
+Overrides = Mapping[str, Mapping[str, Any]]  # breaker name → {field: value or None}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,6 @@ class BreakerConfig:
 DEFAULT_CONFIG = BreakerConfig()
 CONFIG_FIELDS = tuple(field.name for field in fields(BreakerConfig))
 _INTEGER_FIELDS = frozenset({"fail_max", "success_threshold"})
-FIRST_READ_WAIT_SECONDS = 0.25
 
 
 def is_valid_name(name: object) -> bool:
@@ -72,9 +71,9 @@ def validate_value(field: str, value: object) -> int | float:
     return float(value)
 
 
-def settings_errors() -> list[str]:
-    """Every problem in ``settings.CIRCUIT_BREAKERS`` (used by the system check)."""
-    configured = getattr(settings, "CIRCUIT_BREAKERS", {}) or {}
+def settings_errors(configured: object) -> list[str]:
+    """Every problem in the value of ``CIRCUIT_BREAKERS`` (reported by the system check)."""
+    configured = configured or {}
     if not isinstance(configured, dict):
         return ["CIRCUIT_BREAKERS must be a mapping of breaker name to settings"]
     errors = []
@@ -92,7 +91,7 @@ def settings_errors() -> list[str]:
     return errors
 
 
-def _apply(config: BreakerConfig, values: dict[str, Any], source: str, name: str) -> BreakerConfig:
+def _apply(config: BreakerConfig, values: Mapping[str, Any], source: str, name: str) -> BreakerConfig:
     changes = {}
     for field, value in values.items():
         if value is None:
@@ -105,59 +104,69 @@ def _apply(config: BreakerConfig, values: dict[str, Any], source: str, name: str
     return replace(config, **changes) if changes else config
 
 
-class _OverrideCache:
-    """The DB overrides of this process, refreshed in the background every refresh interval.
+def from_settings(configured: object) -> dict[str, BreakerConfig]:
+    """The configuration of each breaker named in ``CIRCUIT_BREAKERS`` (invalid values logged, not used)."""
+    if not isinstance(configured, dict):
+        return {}
+    return {
+        name: _apply(DEFAULT_CONFIG, values, "settings", name)
+        for name, values in configured.items()
+        if is_valid_name(name) and isinstance(values, dict)
+    }
 
-    Breaker calls and status reads never wait long for the database: a stale cache starts one
-    daemon thread that re-reads the table, and everyone keeps using the values already loaded. Only
-    before the first read of the process completes do callers wait for it, at most
-    ``FIRST_READ_WAIT_SECONDS`` (settings and defaults apply if it takes longer).
+
+def resolve(name: str, configured: Mapping[str, BreakerConfig], overrides: Overrides) -> BreakerConfig:
+    """The configuration in force for ``name``: defaults < settings < admin overrides."""
+    return _apply(configured.get(name, DEFAULT_CONFIG), overrides.get(name) or {}, "admin override", name)
+
+
+class OverrideCache:
+    """The admin overrides of this process, re-read by a background thread once stale.
+
+    Everyone keeps using the values loaded meanwhile; only the first read of a process is waited
+    for, at most ``FIRST_READ_WAIT_SECONDS`` (settings and defaults apply if it takes longer). If
+    the database cannot be read, the last values stay. A read that finds a change replaces the
+    mapping (never modified), so callers tell a change by the identity of what :meth:`current` returns.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[str, Any]] = {}
+        self.read_rows: Callable[[], dict[str, dict[str, Any]]] = dict
+        self._mutex = threading.Lock()
+        self._values: Overrides = {}
         self._loaded_at: float | None = None
-        self._refreshing = False
-        self._thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
         self._failing = False
         self._reads_started = 0
         self._applied_read = 0  # a slow read must not overwrite what a later read found
-        self.generation = 0
 
-    def get(self) -> dict[str, dict[str, Any]]:
-        refresh = float(getattr(settings, "CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS", 5.0))
+    def current(self, max_age: float) -> Overrides:
+        """The overrides; a background re-read starts when they are older than ``max_age`` s."""
         loaded_at = self._loaded_at
-        if (loaded_at is None or time.monotonic() - loaded_at >= refresh) and not self._refreshing:
-            with self._lock:
-                if not self._refreshing:
-                    self._refreshing = True
-                    self._thread = threading.Thread(
+        if loaded_at is None or time.monotonic() - loaded_at >= max_age:
+            with self._mutex:
+                if self._refresher is None or not self._refresher.is_alive():
+                    self._refresher = threading.Thread(
                         target=self._refresh, name="breaker-config-refresh", daemon=True
                     )
-                    self._thread.start()
-        thread = self._thread
-        if self._loaded_at is None and thread is not None:
-            # Nothing read yet in this process: give the first read a moment, never more.
-            thread.join(FIRST_READ_WAIT_SECONDS)
+                    self._refresher.start()
+        refresher = self._refresher
+        if self._loaded_at is None and refresher is not None:
+            refresher.join(FIRST_READ_WAIT_SECONDS)
         return self._values
 
     def _refresh(self) -> None:
-        from django.db import connections
-
         try:
             self.reload()
         finally:
-            self._refreshing = False
             connections.close_all()  # this thread's connections only
 
     def reload(self) -> None:
-        """Read the overrides now (in the calling thread)."""
-        with self._lock:
+        """Read the overrides now, in the calling thread."""
+        with self._mutex:
             self._reads_started += 1
             read = self._reads_started
         try:
-            rows = _read_overrides() if _read_overrides is not None else {}
+            rows = self.read_rows()
         except Exception as exc:  # the DB is down or not migrated yet: keep the last known overrides
             if not self._failing:
                 logger.warning("circuit breaker overrides could not be read, keeping the last known: %s", exc)
@@ -167,85 +176,38 @@ class _OverrideCache:
         if self._failing:
             logger.info("circuit breaker overrides readable again")
         self._failing = False
-        with self._lock:
+        with self._mutex:
             if read <= self._applied_read:
                 return  # a later read (or a reset) already answered
             self._applied_read = read
             if rows != self._values:
                 self._values = rows
-                self.generation += 1
             self._loaded_at = time.monotonic()
 
     def reset(self) -> None:
         """Forget the overrides read (tests): the next use reads them again."""
-        with self._lock:
+        with self._mutex:
             self._values = {}
             self._loaded_at = None
             self._applied_read = self._reads_started  # reads in flight are now stale
-            self.generation += 1
 
     def after_fork_in_child(self) -> None:
         # The parent's refresh thread does not exist here, and its lock may have been held.
-        self._lock = threading.Lock()
-        self._refreshing = False
-        self._thread = None
+        self._mutex = threading.Lock()
+        self._refresher = None
 
 
-# Reads the admin overrides ({name: {field: value}}); given by the ops app once models are loaded
-# (apps.ops.apps), so this module never imports the models, which import it.
-_read_overrides: Callable[[], dict[str, dict[str, Any]]] | None = None
+overrides = OverrideCache()
+os.register_at_fork(after_in_child=overrides.after_fork_in_child)
 
 
 def read_overrides_with(reader: Callable[[], dict[str, dict[str, Any]]]) -> None:
-    """Where the admin overrides come from (the ops app's ready())."""
-    global _read_overrides
-    _read_overrides = reader
-
-
-_overrides = _OverrideCache()
-os.register_at_fork(after_in_child=_overrides.after_fork_in_child)
-
-
-def resolve(name: str) -> BreakerConfig:
-    """The configuration in force for ``name``: defaults < settings < admin overrides."""
-    config = DEFAULT_CONFIG
-    configured = getattr(settings, "CIRCUIT_BREAKERS", {}) or {}
-    if isinstance(configured, dict) and isinstance(configured.get(name), dict):
-        config = _apply(config, configured[name], "settings", name)
-    override = _overrides.get().get(name)
-    if override:
-        config = _apply(config, override, "admin override", name)
-    return config
-
-
-def generation() -> int:
-    """Changes whenever the overrides read from the DB change (cheap; may trigger a reload)."""
-    _overrides.get()
-    return _overrides.generation
-
-
-def configured_names() -> set[str]:
-    """Breakers named in settings or in the admin overrides (known even before first use)."""
-    configured = getattr(settings, "CIRCUIT_BREAKERS", {}) or {}
-    names = set(configured) if isinstance(configured, dict) else set()
-    names.update(_overrides.get())
-    return {name for name in names if is_valid_name(name)}
-
-
-def reset_overrides() -> None:
-    """Forget this process's cached overrides (tests); they are read again on next use."""
-    _overrides.reset()
+    """Where the admin overrides come from (the ops app's ready(): this module never imports the
+    models, which import it)."""
+    overrides.read_rows = reader
 
 
 def overrides_changed(**_signal: Any) -> None:
     """Re-read the overrides now, in this thread (a receiver of the override model's saves and
     deletes in this process)."""
-    _overrides.reload()
-
-
-def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "CIRCUIT_BREAKERS":
-        _overrides.generation += 1  # live breakers re-resolve their configuration on next use
-
-
-setting_changed.connect(_on_setting_changed)
+    overrides.reload()

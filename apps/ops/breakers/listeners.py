@@ -1,19 +1,48 @@
-"""What every breaker does on a state change: one log line and one transitions counter increment.
-
-Both run only in the process that made the transition (see ``breaker._transition``), so across all
-workers and pods a transition is logged and counted once.
+"""Listeners of every breaker: on a state change one log line and one transitions counter increment
+(only in the process that made the transition: across all workers and pods, once); and the wrapper
+that keeps a failing listener from breaking a call.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pybreaker
 
+from apps.ops.metrics.definitions import CIRCUIT_BREAKER_TRANSITIONS
+
 from .status import STATE_OPEN
 
 logger = logging.getLogger("apps.ops.breakers")
+
+
+def _isolated(hook: str) -> Callable[..., None]:
+    def run(self: IsolatedListener, cb: pybreaker.CircuitBreaker, *args: Any, **kwargs: Any) -> None:
+        try:
+            getattr(self.listener, hook)(cb, *args, **kwargs)
+        except Exception:
+            logger.exception(
+                "circuit breaker %s: listener %s failed in %s (the call is not affected)",
+                cb.name,
+                type(self.listener).__name__,
+                hook,
+            )
+
+    return run
+
+
+class IsolatedListener(pybreaker.CircuitBreakerListener):
+    """Wraps a listener so that an exception in any of its hooks is logged and goes no further."""
+
+    def __init__(self, listener: pybreaker.CircuitBreakerListener) -> None:
+        self.listener = listener
+
+    before_call = _isolated("before_call")
+    failure = _isolated("failure")
+    success = _isolated("success")
+    state_change = _isolated("state_change")
 
 
 class TransitionLogListener(pybreaker.CircuitBreakerListener):
@@ -38,8 +67,6 @@ class TransitionMetricsListener(pybreaker.CircuitBreakerListener):
     """``circuit_breaker_transitions_total{breaker, to}``."""
 
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
-        from apps.ops.metrics.definitions import CIRCUIT_BREAKER_TRANSITIONS
-
         CIRCUIT_BREAKER_TRANSITIONS.labels(breaker=cb.name, to=new_state.name).inc()
 
 

@@ -3,6 +3,7 @@
 A breaker is *known* when it is configured (``settings.CIRCUIT_BREAKERS`` or an admin override), has
 been used in this process, or has been used by any process sharing the Redis (its name is in a
 Redis set). Status reads are batched: one round trip to Redis (a small Lua script) for all breakers.
+The settings are read once, on first use (and again after :meth:`BreakerRegistry.reset`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 
 from . import config
-from .breaker import SharedCircuitBreaker
+from .breaker import Breaker
+from .config import BreakerConfig, Overrides
 from .listeners import default_listeners
 from .status import STATE_CLOSED, BreakerStatus
 from .storage import (
@@ -46,58 +51,81 @@ return reply
 """
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What the registry reads from settings, once."""
+
+    link: RedisLink | None
+    configured: Mapping[str, BreakerConfig]  # from CIRCUIT_BREAKERS
+    refresh_seconds: float  # of the admin overrides
+
+    @classmethod
+    def read(cls) -> _Settings:
+        url = settings.REDIS_URL
+        return cls(
+            link=RedisLink(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT) if url else None,
+            configured=config.from_settings(settings.CIRCUIT_BREAKERS),
+            refresh_seconds=settings.CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS,
+        )
+
+
 class BreakerRegistry:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._breakers: dict[str, SharedCircuitBreaker] = {}
-        self._link: RedisLink | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget this process's breakers and what was read from settings (their shared state stays).
+
+        Runs in a forked child: it must not inherit a lock held by another thread of its parent,
+        nor its sockets.
+        """
+        self._mutex = threading.Lock()
+        self._breakers: dict[str, Breaker] = {}
+        self._settings: _Settings | None = None
+        self._configured_with: Overrides | None = None  # the overrides the live breakers follow
         self._status_script = None
 
-    # --- Redis -------------------------------------------------------------------------------------
-    def link(self) -> RedisLink | None:
-        """The Redis link for ``settings.REDIS_URL`` (None without one). Follows settings changes."""
-        url = getattr(settings, "REDIS_URL", "") or ""
-        timeout = float(getattr(settings, "REDIS_SOCKET_TIMEOUT", 0.5))
-        link = self._link
-        if not url:
-            return None
-        if link is None or link.url != url or link.socket_timeout != timeout:
-            with self._lock:
-                link = self._link
-                if link is None or link.url != url or link.socket_timeout != timeout:
-                    link = self._link = RedisLink(url, socket_timeout=timeout)
-                    self._breakers.clear()  # their storage points at the previous Redis
-                    self._status_script = None
-        return link
+    def _read_settings(self) -> _Settings:
+        read = self._settings
+        if read is None:
+            with self._mutex:
+                if self._settings is None:
+                    self._settings = _Settings.read()
+                read = self._settings
+        return read
+
+    def _overrides(self) -> Overrides:
+        return config.overrides.current(self._read_settings().refresh_seconds)
+
+    def _config(self, name: str, overrides: Overrides) -> BreakerConfig:
+        return config.resolve(name, self._read_settings().configured, overrides)
 
     # --- breakers ----------------------------------------------------------------------------------
-    def get(self, name: str) -> SharedCircuitBreaker:
-        """The breaker called ``name``, created on first use, with its current configuration."""
-        link = self.link()
+    def get(self, name: str) -> Breaker:
+        """The breaker called ``name``, created on first use, with the configuration in force."""
+        overrides = self._overrides()
         breaker = self._breakers.get(name)
         if breaker is None:
             config.validate_name(name)
-            with self._lock:
+            with self._mutex:
                 breaker = self._breakers.get(name)
                 if breaker is None:
-                    breaker = SharedCircuitBreaker(
-                        name, config.resolve(name), ResilientStorage(name, link), default_listeners()
-                    )
-                    breaker.config_generation = config.generation()
+                    storage = ResilientStorage(name, self._read_settings().link)
+                    breaker = Breaker(name, self._config(name, overrides), storage, default_listeners())
                     self._breakers[name] = breaker
-        generation = config.generation()
-        if breaker.config_generation != generation:
-            breaker.apply_config(config.resolve(name))
-            breaker.config_generation = generation
+        if overrides is not self._configured_with:  # staff changed them: live breakers follow
+            for live_name, live in list(self._breakers.items()):
+                live.apply_config(self._config(live_name, overrides))
+            self._configured_with = overrides
         return breaker
 
     def is_known(self, name: str) -> bool:
         """Whether ``name`` is a breaker anyone has configured or used (never creates one)."""
         if not config.is_valid_name(name):
             return False
-        if name in self._breakers or name in config.configured_names():
+        if name in self._breakers or name in self._configured_names(self._overrides()):
             return True
-        link = self.link()
+        link = self._read_settings().link
         if link is None:
             return False
         try:
@@ -105,35 +133,40 @@ class BreakerRegistry:
         except SharedStateUnavailable:
             return False
 
+    def _configured_names(self, overrides: Overrides) -> set[str]:
+        names = set(self._read_settings().configured) | set(overrides)
+        return {name for name in names if config.is_valid_name(name)}
+
     # --- statuses ----------------------------------------------------------------------------------
     def statuses(self) -> list[BreakerStatus]:
         """Every known breaker's status, sorted by name: one Redis round trip, never raises."""
+        overrides = self._overrides()
         try:
-            return self._statuses()
+            return self._statuses(overrides)
         except Exception:
             logger.exception("circuit breaker statuses: unexpected error, reporting local state only")
-            return self._local_statuses(set(self._breakers))
+            return self._local_statuses(set(self._breakers), overrides)
 
-    def _statuses(self) -> list[BreakerStatus]:
-        names = set(self._breakers) | config.configured_names()
-        link = self.link()
+    def _statuses(self, overrides: Overrides) -> list[BreakerStatus]:
+        names = set(self._breakers) | self._configured_names(overrides)
+        link = self._read_settings().link
         if link is None:
-            return self._local_statuses(names)
+            return self._local_statuses(names, overrides)
         try:
             raw = link.run(lambda client: self._read_shared(client, names))
         except SharedStateUnavailable:
-            return self._local_statuses(names)
+            return self._local_statuses(names, overrides)
         statuses = []
         for name in sorted(raw):
             try:
-                state, failures, successes, opened_at = parse_raw(raw[name])
+                stored = parse_raw(raw[name])
             except (TypeError, ValueError):
                 logger.error("circuit breaker %s: unreadable shared state %r", name, raw[name])
                 continue
-            statuses.append(self._status(name, state, failures, successes, opened_at, shared=True))
+            statuses.append(BreakerStatus.of(name, self._config(name, overrides), stored, shared=True))
         return statuses
 
-    def _read_shared(self, client, names: set[str]) -> dict[str, list]:
+    def _read_shared(self, client: redis.Redis, names: set[str]) -> dict[str, list]:
         """Every breaker registered in Redis (plus ``names``) → its raw values, in one round trip.
 
         A server-side script reads the names set and each breaker's keys, so even a process that
@@ -151,53 +184,20 @@ class BreakerRegistry:
                 raw[name] = values
         return raw
 
-    def _local_statuses(self, names: set[str]) -> list[BreakerStatus]:
+    def _local_statuses(self, names: set[str], overrides: Overrides) -> list[BreakerStatus]:
         statuses = []
         for name in sorted(names):
             breaker = self._breakers.get(name)
-            if breaker is not None:
-                state, failures, successes, opened_at = breaker.storage.local_snapshot()
-            else:
-                state, failures, successes, opened_at = STATE_CLOSED, 0, 0, None
-            statuses.append(self._status(name, state, failures, successes, opened_at, shared=False))
+            stored = breaker.storage.local_snapshot() if breaker else (STATE_CLOSED, 0, 0, None)
+            statuses.append(BreakerStatus.of(name, self._config(name, overrides), stored, shared=False))
         return statuses
-
-    @staticmethod
-    def _status(name, state, failures, successes, opened_at, *, shared: bool) -> BreakerStatus:
-        cfg = config.resolve(name)
-        return BreakerStatus(
-            name=name,
-            state=state,
-            failure_count=failures,
-            success_count=successes,
-            fail_max=cfg.fail_max,
-            reset_timeout=cfg.reset_timeout,
-            success_threshold=cfg.success_threshold,
-            request_timeout=cfg.request_timeout,
-            opened_at=opened_at if state != STATE_CLOSED else None,
-            shared=shared,
-        )
-
-    def clear(self) -> None:
-        """Forget every breaker and the Redis link of this process (their shared state stays)."""
-        with self._lock:
-            self._breakers.clear()
-            self._link = None
-            self._status_script = None
 
     def disconnect(self) -> None:
         """Close this process's Redis connections (a shutdown cleanup task); state stays in Redis."""
-        link = self._link
-        if link is not None:
-            link.client.connection_pool.disconnect()
-
-    def _after_fork_in_child(self) -> None:
-        # A child must not inherit a lock held by another thread of its parent, nor its sockets.
-        self._lock = threading.Lock()
-        self._breakers = {}
-        self._link = None
-        self._status_script = None
+        read = self._settings
+        if read is not None and read.link is not None:
+            read.link.client.connection_pool.disconnect()
 
 
 registry = BreakerRegistry()
-os.register_at_fork(after_in_child=registry._after_fork_in_child)
+os.register_at_fork(after_in_child=registry.reset)

@@ -1,18 +1,21 @@
-"""What a circuit breaker looks like from outside: a plain, immutable status value."""
+"""A breaker's states, and its status as seen from outside: a plain, immutable value."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-STATE_CLOSED = "closed"
-STATE_OPEN = "open"
-STATE_HALF_OPEN = "half-open"
-STATES = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
+from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
-# Numeric code of each state for the ``circuit_breaker_state`` gauge.
+from .config import BreakerConfig
+
+STATES = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
+# The value of each state in the ``circuit_breaker_state`` gauge (dashboards and alert rules use them).
 STATE_CODES = {STATE_CLOSED: 0, STATE_OPEN: 1, STATE_HALF_OPEN: 2}
+
+StoredState = tuple[str, int, int, datetime | None]  # state, failures, successes, opened_at
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,21 @@ class BreakerStatus:
     opened_at: datetime | None
     shared: bool
 
+    @classmethod
+    def of(cls, name: str, config: BreakerConfig, stored: StoredState, *, shared: bool) -> BreakerStatus:
+        state, failures, successes, opened_at = stored
+        return cls(
+            name=name,
+            state=state,
+            failure_count=failures,
+            success_count=successes,
+            # pybreaker keeps the last opening time after closing: it means nothing then.
+            opened_at=None if state == STATE_CLOSED else opened_at,
+            shared=shared,
+            **dataclasses.asdict(config),
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "failure_count": self.failure_count,
-            "success_count": self.success_count,
-            "fail_max": self.fail_max,
-            "reset_timeout": self.reset_timeout,
-            "success_threshold": self.success_threshold,
-            "request_timeout": self.request_timeout,
-            "opened_at": self.opened_at.isoformat() if self.opened_at else None,
-            "shared": self.shared,
-        }
+        values = dataclasses.asdict(self)
+        values["opened_at"] = self.opened_at.isoformat() if self.opened_at else None
+        return values

@@ -1,36 +1,35 @@
 """Where breaker state lives: Redis (shared by every worker and pod) with a local fallback.
 
-pybreaker's ``CircuitRedisStorage`` keeps ``state``, ``fail_counter``, ``success_counter`` and
-``opened_at`` under a namespace per breaker. On its own it swallows Redis errors and then reports
-"closed" with no failures, which would make a breaker silently closed for as long as Redis is down.
-Here every Redis call goes through a :class:`RedisLink` that turns Redis errors into
-:class:`SharedStateUnavailable`; :class:`ResilientStorage` catches that and carries on with a local
-copy of the last state it read (a pybreaker ``CircuitMemoryStorage``), so failures are still counted
-and the breaker still opens. After an error the link backs off (no network for a while, one probe
-per interval), so with Redis down a call costs no Redis timeout at all. When Redis answers again,
-the shared state wins: the local copy is overwritten by what Redis holds.
-
-Each Redis operation waits at most ``REDIS_SOCKET_TIMEOUT`` (connect and read), and the client makes
-no retries of its own, so a frozen Redis costs one call at most that long.
+pybreaker's ``CircuitRedisStorage`` keeps a breaker's state and counters in Redis, but swallows
+Redis errors and then reports "closed, no failures" for as long as Redis is down. Our client raises
+:class:`SharedStateUnavailable` instead (not a ``RedisError``: pybreaker cannot swallow it), and
+:class:`ResilientStorage` then carries on with a local copy of the last state read, so failures are
+still counted and the breaker still opens. After an error the :class:`RedisLink` backs off (one
+probe per interval, no network for anyone else), and each command waits at most
+``REDIS_SOCKET_TIMEOUT`` with no retries. When Redis answers again, the shared state wins.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from operator import methodcaller
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
-from pybreaker import STATE_CLOSED, CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
+from pybreaker import STATE_CLOSED, CircuitBreakerStorage, CircuitRedisStorage
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from .status import StoredState
 
 logger = logging.getLogger("apps.ops.breakers")
 
@@ -43,11 +42,6 @@ NAMES_KEY = f"{KEY_PREFIX}s:names"
 BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 5.0
 
-
-def namespace(name: str) -> str:
-    return f"{KEY_PREFIX}:{name}"
-
-
 # pybreaker's CircuitRedisStorage names a breaker's keys ``<namespace>:pybreaker:<field>``.
 STATE_KEY_PREFIX = f"{KEY_PREFIX}:"
 STATE_KEY_SUFFIX = f":{CircuitRedisStorage.BASE_NAMESPACE}:"
@@ -59,52 +53,53 @@ def state_keys(name: str) -> list[str]:
     return [f"{STATE_KEY_PREFIX}{name}{STATE_KEY_SUFFIX}{field}" for field in STATE_FIELDS]
 
 
-class SharedStateUnavailable(Exception):
-    """Redis could not be used for this operation (down, slow, backing off, or it refused it).
+def parse_raw(values: list[bytes | None]) -> StoredState:
+    """The values of :func:`state_keys`, as read by MGET."""
+    raw_state, raw_failures, raw_successes, raw_opened = values
+    state = raw_state.decode() if raw_state else STATE_CLOSED
+    opened_at = datetime.fromtimestamp(int(raw_opened), tz=UTC) if raw_opened else None
+    return state, int(raw_failures or 0), int(raw_successes or 0), opened_at
 
-    Deliberately not a ``RedisError``: ``CircuitRedisStorage`` catches those and hides them.
-    ``unreachable`` is False when Redis answered with an error (bad data, say): the link stays up.
-    """
+
+class SharedStateUnavailable(Exception):
+    """Redis cannot be used for this operation: down, slow, backing off, or (``unreachable`` False)
+    it answered with an error, bad data say, and the link stays up."""
 
     def __init__(self, message: str, *, unreachable: bool = True) -> None:
         super().__init__(message)
         self.unreachable = unreachable
 
+    @classmethod
+    def from_redis_error(cls, exc: RedisError) -> SharedStateUnavailable:
+        unreachable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
+        return cls(f"{type(exc).__name__}: {exc}", unreachable=unreachable)
 
-def _unavailable(exc: RedisError) -> SharedStateUnavailable:
-    unreachable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
-    return SharedStateUnavailable(f"{type(exc).__name__}: {exc}", unreachable=unreachable)
 
+class _UnswallowableRedis(redis.Redis):
+    """A client whose commands and transactions raise SharedStateUnavailable, never a RedisError."""
 
-class _GuardedClient:
-    """A Redis client whose commands raise :class:`SharedStateUnavailable` instead of ``RedisError``."""
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except NoScriptError:
+            raise  # redis-py's Script catches it: it loads the script and runs it again
+        except RedisError as exc:
+            raise SharedStateUnavailable.from_redis_error(exc) from exc
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-
-    def __getattr__(self, attr: str) -> Any:
-        target = getattr(self._client, attr)
-        if not callable(target):
-            return target
-
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return target(*args, **kwargs)
-            except RedisError as exc:
-                raise _unavailable(exc) from exc
-
-        return guarded
+    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().transaction(*args, **kwargs)
+        except RedisError as exc:
+            raise SharedStateUnavailable.from_redis_error(exc) from exc
 
 
 class RedisLink:
-    """One Redis client per process (and URL), with a health flag and a reconnect backoff."""
+    """One Redis client per process, with a health flag and a reconnect backoff."""
 
     def __init__(self, url: str, *, socket_timeout: float) -> None:
-        self.url = url
-        self.socket_timeout = socket_timeout
         parts = urlsplit(url)
         self.address = f"{parts.hostname}:{parts.port or 6379}"  # for logs: never the password
-        client = redis.Redis.from_url(
+        self.client = _UnswallowableRedis.from_url(
             url,
             decode_responses=False,  # CircuitRedisStorage decodes bytes itself
             socket_timeout=socket_timeout,
@@ -112,22 +107,17 @@ class RedisLink:
             retry=Retry(NoBackoff(), 0),  # one attempt: the backoff below decides when to try again
             client_name="dotmac-breakers",
         )
-        self.client = _GuardedClient(client)
-        self._lock = threading.Lock()
-        self._healthy = True
+        # Names added to NAMES_KEY since Redis last came back (it may have come back empty).
+        self.registered: set[str] = set()
+        self.healthy = True
+        self._mutex = threading.Lock()
         self._retry_at = 0.0
         self._backoff = BACKOFF_INITIAL_SECONDS
-        # Bumped each time Redis comes back, so storages re-register their names (Redis may be new).
-        self.generation = 0
-
-    @property
-    def healthy(self) -> bool:
-        return self._healthy
 
     def _may_try(self) -> bool:
-        if self._healthy:
+        if self.healthy:
             return True
-        with self._lock:
+        with self._mutex:
             now = time.monotonic()
             if now < self._retry_at:
                 return False
@@ -135,52 +125,45 @@ class RedisLink:
             self._retry_at = now + self._backoff
             return True
 
-    def run(self, operation: Callable[[_GuardedClient], T]) -> T:
+    def run(self, operation: Callable[[redis.Redis], T]) -> T:
         """``operation(client)``, or SharedStateUnavailable (Redis down, slow or backing off)."""
         if not self._may_try():
             raise SharedStateUnavailable(f"Redis at {self.address} unavailable, retrying later")
         try:
             result = operation(self.client)
-        except RedisError as exc:  # from objects the guard does not wrap (pipelines, scripts)
-            failure = _unavailable(exc)
-            self._note(failure)
-            raise failure from exc
         except SharedStateUnavailable as failure:
-            self._note(failure)
+            if failure.unreachable:
+                self._mark_down(failure)
+            else:  # Redis answered (with an error about this operation): it is reachable
+                self._mark_up()
             raise
         self._mark_up()
         return result
 
-    def _note(self, failure: SharedStateUnavailable) -> None:
-        if failure.unreachable:
-            self._mark_down(failure)
-        else:  # Redis answered (with an error about this operation): it is reachable
-            self._mark_up()
-
-    def _mark_down(self, exc: Exception) -> None:
-        with self._lock:
+    def _mark_down(self, failure: SharedStateUnavailable) -> None:
+        with self._mutex:
             self._retry_at = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_SECONDS)
-            if not self._healthy:
+            if not self.healthy:
                 return
-            self._healthy = False
+            self.healthy = False
         logger.warning(
             "circuit breaker state: Redis at %s unreachable (%s); breakers run on this process's "
             "local state until it answers again",
             self.address,
-            exc,
+            failure,
             extra={"redis": self.address},
         )
 
     def _mark_up(self) -> None:
-        if self._healthy:
+        if self.healthy:
             return
-        with self._lock:
-            if self._healthy:
+        with self._mutex:
+            if self.healthy:
                 return
-            self._healthy = True
+            self.healthy = True
             self._backoff = BACKOFF_INITIAL_SECONDS
-            self.generation += 1
+            self.registered.clear()
         logger.info(
             "circuit breaker state: Redis at %s reachable again; breakers use the shared state",
             self.address,
@@ -188,37 +171,48 @@ class RedisLink:
         )
 
 
-class _LocalState(CircuitMemoryStorage):
-    """pybreaker's memory storage, thread-safe, plus adopting values read from Redis.
+class LocalStorage(CircuitBreakerStorage):
+    """A breaker's state in this process's memory, in plain attributes (values read from Redis are
+    adopted); increments take a lock of their own, so the breaker need not hold one around them."""
 
-    Its updates take a lock of their own (memory only, never held across I/O), so the breaker does
-    not have to hold one around them.
-    """
+    state: str = STATE_CLOSED
+    counter: int = 0
+    success_counter: int = 0
+    opened_at: datetime | None = None
 
-    def __init__(self, state: str) -> None:
-        super().__init__(state)
+    def __init__(self) -> None:
+        super().__init__("memory")
         self._mutex = threading.Lock()
 
     def increment_counter(self) -> None:
         with self._mutex:
-            super().increment_counter()
+            self.counter += 1
+
+    def reset_counter(self) -> None:
+        self.counter = 0
 
     def increment_success_counter(self) -> None:
         with self._mutex:
-            super().increment_success_counter()
+            self.success_counter += 1
 
-    def adopt_counters(self, *, failures: int | None = None, successes: int | None = None) -> None:
-        # CircuitMemoryStorage keeps its counters in these attributes (pybreaker 1.4, pinned).
-        with self._mutex:
-            if failures is not None:
-                self._fail_counter = failures
-            if successes is not None:
-                self._success_counter = successes
+    def reset_success_counter(self) -> None:
+        self.success_counter = 0
 
     def swap_state(self, state: str) -> str:
         with self._mutex:
             previous, self.state = self.state, state
-            return previous
+        return previous
+
+
+def _field(name: str) -> property:
+    return property(
+        lambda storage: storage._read(name),
+        lambda storage, value: storage._write(lambda target: setattr(target, name, value)),
+    )
+
+
+def _update(method: str) -> Callable[[ResilientStorage], None]:
+    return lambda storage: storage._write(methodcaller(method))
 
 
 class ResilientStorage(CircuitBreakerStorage):
@@ -227,41 +221,36 @@ class ResilientStorage(CircuitBreakerStorage):
     def __init__(self, breaker_name: str, link: RedisLink | None) -> None:
         super().__init__("redis" if link else "memory")
         self.breaker_name = breaker_name
-        self._link = link
-        self._local = _LocalState(STATE_CLOSED)
+        self.link = link
+        self._local = LocalStorage()
         self._remote: CircuitRedisStorage | None = None
-        self._remote_lock = threading.Lock()
-        self._registered_generation = -1
-
-    @property
-    def link(self) -> RedisLink | None:
-        return self._link
+        self._remote_mutex = threading.Lock()
 
     @property
     def shared(self) -> bool:
         """True while the state comes from Redis (and so is the same in every process)."""
-        return self._link is not None and self._link.healthy
+        return self.link is not None and self.link.healthy
 
-    def _shared(self, operation: Callable[[CircuitRedisStorage, _GuardedClient], T]) -> T:
-        """Run ``operation`` against Redis; SharedStateUnavailable when it cannot."""
-        if self._link is None:
+    def _shared(self, operation: Callable[[CircuitRedisStorage, redis.Redis], T]) -> T:
+        """``operation`` run against Redis, or SharedStateUnavailable."""
+        link = self.link
+        if link is None:
             raise SharedStateUnavailable("no REDIS_URL: state is per process")
 
-        def run(client: _GuardedClient) -> T:
+        def run(client: redis.Redis) -> T:
             if self._remote is None:
-                with self._remote_lock:
+                with self._remote_mutex:
                     if self._remote is None:
                         # Its constructor initialises missing keys (SETNX), so it needs Redis up.
-                        self._remote = CircuitRedisStorage(
-                            STATE_CLOSED, client, namespace=namespace(self.breaker_name)
-                        )  # type: ignore[arg-type]
-            if self._registered_generation != self._link.generation:
+                        namespace = f"{KEY_PREFIX}:{self.breaker_name}"
+                        self._remote = CircuitRedisStorage(STATE_CLOSED, client, namespace=namespace)
+            if self.breaker_name not in link.registered:
                 client.sadd(NAMES_KEY, self.breaker_name)
-                self._registered_generation = self._link.generation
+                link.registered.add(self.breaker_name)
             return operation(self._remote, client)
 
         try:
-            return self._link.run(run)
+            return link.run(run)
         except SharedStateUnavailable as failure:
             if not failure.unreachable:  # Redis answered, but with an error (bad data, say)
                 logger.error(
@@ -274,113 +263,42 @@ class ResilientStorage(CircuitBreakerStorage):
             )
             raise SharedStateUnavailable(str(exc), unreachable=False) from exc
 
-    # --- state ---------------------------------------------------------------------------------
-    @property
-    def state(self) -> str:
+    def _read(self, field: str) -> Any:
         try:
-            state = self._shared(lambda remote, _: remote.state)
+            value = self._shared(lambda remote, _client: getattr(remote, field))
         except SharedStateUnavailable:
-            return self._local.state
-        self._local.state = state
-        return state
+            return getattr(self._local, field)
+        setattr(self._local, field, value)  # the shared state wins
+        return value
 
-    @state.setter
-    def state(self, state: str) -> None:
-        self._local.state = state
-        try:
-            self._shared(lambda remote, _: setattr(remote, "state", state))
-        except SharedStateUnavailable:
-            pass
+    def _write(self, update: Callable[[CircuitBreakerStorage], object]) -> None:
+        update(self._local)
+        with contextlib.suppress(SharedStateUnavailable):
+            self._shared(lambda remote, _client: update(remote))
+
+    # pybreaker's storage interface: each field read from Redis when it can be, else the local copy;
+    # each write and counter update applied to the local copy and, when it can be, to Redis.
+    state = _field("state")
+    counter = _field("counter")
+    success_counter = _field("success_counter")
+    opened_at = _field("opened_at")
+    increment_counter = _update("increment_counter")
+    reset_counter = _update("reset_counter")
+    increment_success_counter = _update("increment_success_counter")
+    reset_success_counter = _update("reset_success_counter")
 
     def swap_state(self, state: str) -> str | None:
-        """Set the state and return the one it replaces, atomically (Redis ``SET … GET``).
-
-        Lets exactly one process win a transition that several attempt at once (only the winner
-        logs and counts it). None when there was no previous state.
-        """
+        """Set the state and return the one it replaced (None: none), atomically (``SET … GET``):
+        of several processes attempting one transition at once, exactly one wins it."""
         key = state_keys(self.breaker_name)[0]
         try:
-            previous = self._shared(lambda _, client: client.set(key, state, get=True))
+            previous = self._shared(lambda _remote, client: client.set(key, state, get=True))
         except SharedStateUnavailable:
             return self._local.swap_state(state)
         self._local.state = state
         return previous.decode() if previous is not None else None
 
-    # --- counters ------------------------------------------------------------------------------
-    def increment_counter(self) -> None:
-        self._local.increment_counter()
-        try:
-            self._shared(lambda remote, _: remote.increment_counter())
-        except SharedStateUnavailable:
-            pass
-
-    def reset_counter(self) -> None:
-        self._local.reset_counter()
-        try:
-            self._shared(lambda remote, _: remote.reset_counter())
-        except SharedStateUnavailable:
-            pass
-
-    def increment_success_counter(self) -> None:
-        self._local.increment_success_counter()
-        try:
-            self._shared(lambda remote, _: remote.increment_success_counter())
-        except SharedStateUnavailable:
-            pass
-
-    def reset_success_counter(self) -> None:
-        self._local.reset_success_counter()
-        try:
-            self._shared(lambda remote, _: remote.reset_success_counter())
-        except SharedStateUnavailable:
-            pass
-
-    @property
-    def counter(self) -> int:
-        try:
-            value = self._shared(lambda remote, _: remote.counter)
-        except SharedStateUnavailable:
-            return self._local.counter
-        self._local.adopt_counters(failures=value)
-        return value
-
-    @property
-    def success_counter(self) -> int:
-        try:
-            value = self._shared(lambda remote, _: remote.success_counter)
-        except SharedStateUnavailable:
-            return self._local.success_counter
-        self._local.adopt_counters(successes=value)
-        return value
-
-    # --- opened_at -----------------------------------------------------------------------------
-    @property
-    def opened_at(self) -> datetime | None:
-        try:
-            value = self._shared(lambda remote, _: remote.opened_at)
-        except SharedStateUnavailable:
-            return self._local.opened_at
-        if value is not None:
-            self._local.opened_at = value
-        return value
-
-    @opened_at.setter
-    def opened_at(self, when: datetime) -> None:
-        self._local.opened_at = when
-        try:
-            self._shared(lambda remote, _: setattr(remote, "opened_at", when))
-        except SharedStateUnavailable:
-            pass
-
-    def local_snapshot(self) -> tuple[str, int, int, datetime | None]:
-        """This process's copy (no network): state, failures, successes, opened_at."""
+    def local_snapshot(self) -> StoredState:
+        """This process's copy (no network)."""
         local = self._local
         return local.state, local.counter, local.success_counter, local.opened_at
-
-
-def parse_raw(values: list[bytes | None]) -> tuple[str, int, int, datetime | None]:
-    """The values of :func:`state_keys` as read by MGET → state, failures, successes, opened_at."""
-    raw_state, raw_failures, raw_successes, raw_opened = values
-    state = raw_state.decode() if raw_state else STATE_CLOSED
-    opened_at = datetime.fromtimestamp(int(raw_opened), tz=UTC) if raw_opened else None
-    return state, int(raw_failures or 0), int(raw_successes or 0), opened_at

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.ops import selectors, services
+from apps.ops import breakers, services
 from apps.ops.breakers import BreakerStatus
 from apps.ops.models import BreakerResetAudit
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if action == "list":
             if name:
                 raise CommandError("`list` takes no name")
-            self._print(selectors.breaker_list(), as_json=options["json"])
+            self._print(breakers.all_statuses(), as_json=options["json"])
         elif action == "reset":
             if not name:
                 raise CommandError("usage: breakers reset NAME")
