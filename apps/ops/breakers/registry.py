@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from django.conf import settings
@@ -21,7 +22,7 @@ from . import config
 from .breaker import Breaker
 from .config import BreakerConfig, Overrides
 from .listeners import default_listeners
-from .status import STATE_CLOSED, BreakerStatus
+from .status import STATE_CLOSED, BreakerStatus, StoredState
 from .storage import (
     NAMES_KEY,
     STATE_FIELDS,
@@ -30,7 +31,6 @@ from .storage import (
     RedisLink,
     ResilientStorage,
     SharedStateUnavailable,
-    parse_raw,
 )
 
 logger = logging.getLogger("apps.ops.breakers")
@@ -49,6 +49,14 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return reply
 """
+
+
+def parse_raw(values: list[bytes | None]) -> StoredState:
+    """One breaker's values of ``storage.state_keys``, as read by MGET."""
+    raw_state, raw_failures, raw_successes, raw_opened = values
+    state = raw_state.decode() if raw_state else STATE_CLOSED
+    opened_at = datetime.fromtimestamp(int(raw_opened), tz=UTC) if raw_opened else None
+    return state, int(raw_failures or 0), int(raw_successes or 0), opened_at
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import methodcaller
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -51,14 +51,6 @@ STATE_FIELDS = ("state", "fail_counter", "success_counter", "opened_at")
 def state_keys(name: str) -> list[str]:
     """Redis keys of one breaker, in the order of ``STATE_FIELDS``."""
     return [f"{STATE_KEY_PREFIX}{name}{STATE_KEY_SUFFIX}{field}" for field in STATE_FIELDS]
-
-
-def parse_raw(values: list[bytes | None]) -> StoredState:
-    """The values of :func:`state_keys`, as read by MGET."""
-    raw_state, raw_failures, raw_successes, raw_opened = values
-    state = raw_state.decode() if raw_state else STATE_CLOSED
-    opened_at = datetime.fromtimestamp(int(raw_opened), tz=UTC) if raw_opened else None
-    return state, int(raw_failures or 0), int(raw_successes or 0), opened_at
 
 
 class SharedStateUnavailable(Exception):
@@ -232,7 +224,6 @@ class ResilientStorage(CircuitBreakerStorage):
         return self.link is not None and self.link.healthy
 
     def _shared(self, operation: Callable[[CircuitRedisStorage, redis.Redis], T]) -> T:
-        """``operation`` run against Redis, or SharedStateUnavailable."""
         link = self.link
         if link is None:
             raise SharedStateUnavailable("no REDIS_URL: state is per process")
