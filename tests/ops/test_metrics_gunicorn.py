@@ -8,6 +8,7 @@ metrics code paths are the ones production runs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.client
 import os
@@ -36,18 +37,38 @@ TENANTS = ("alpha", "beta", "gamma")
 
 
 class Gunicorn(GunicornServer):
-    """The server under test, with its metrics directory; a quick stop (SIGQUIT) at the end."""
+    """The server under test, with its metrics directory; a quick stop (SIGQUIT) at the end.
+
+    Nothing it started outlives it. On SIGQUIT the master gives its workers up to
+    ``GUNICORN_GRACEFUL_TIMEOUT`` to exit, then kills them. Both that and the test's wait were 30 s,
+    so the test could kill the master first, and a worker that had not exited yet was left running,
+    parented to init. The master's timeout is now well below the test's wait, and whatever is left
+    of its process group after the master is gone is killed.
+    """
+
+    GRACEFUL_TIMEOUT = 5
 
     def __init__(self, env: dict[str, str], *, port: int, log_dir: Path) -> None:
         super().__init__(
-            env,
+            {**env, "GUNICORN_GRACEFUL_TIMEOUT": str(self.GRACEFUL_TIMEOUT)},
             port=port,
             log_dir=log_dir,
             args=["--log-level", "info"],
             stop_signal=signal.SIGQUIT,  # quick stop; the drain is tested elsewhere
-            stop_timeout=30,
+            stop_timeout=self.GRACEFUL_TIMEOUT + 25,
+            # A process group of its own, for stop(); not a session of its own, which the kernel would
+            # schedule as a separate CPU group, changing how the load splits between client and server.
+            popen_kwargs={"process_group": 0},
         )
         self.metrics_dir = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
 
     def is_serving(self) -> bool:
         # HEAD, so that the GET counts the tests assert on start at zero.
@@ -79,7 +100,7 @@ class Gunicorn(GunicornServer):
 
 @pytest.fixture
 def start_gunicorn(server_env, tmp_path):
-    started: list[Gunicorn] = []
+    stops = contextlib.ExitStack()  # every server started is stopped, even when one stop fails
 
     def start(**extra_env: str) -> Gunicorn:
         port = free_port()
@@ -100,12 +121,11 @@ def start_gunicorn(server_env, tmp_path):
         )
         env.update(extra_env)
         server = Gunicorn(env, port=port, log_dir=tmp_path)
-        started.append(server)
+        stops.callback(server.stop)
         return server.start(timeout=60)
 
-    yield start
-    for server in started:
-        server.stop()
+    with stops:
+        yield start
 
 
 def http_requests(exposition: str) -> dict[tuple[tuple[str, str], ...], float]:
