@@ -250,7 +250,13 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
     )
     assert subscriber.status == Subscriber.Status.PENDING
     drain_delay = 2.0
-    server = start_server(DRAIN_DELAY_SECONDS=str(drain_delay), PROVISIONING_API_URL=upstream.url)
+    # A graceful timeout far beyond the drain, so that a master waiting for it could not pass for one
+    # waiting for the request.
+    server = start_server(
+        DRAIN_DELAY_SECONDS=str(drain_delay),
+        PROVISIONING_API_URL=upstream.url,
+        GUNICORN_GRACEFUL_TIMEOUT="120",
+    )
     workers = server.worker_pids()
     session = Session(server.port, "drain-staff", "pw-drain-123")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -265,7 +271,8 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
         sigterm = server.signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: draining" in server.errors, timeout=5, message="the drain to start")
 
-        # Announce phase: /ready is 503 in every worker while a normal page is still served.
+        # Announce phase: /ready is 503 in every worker while a normal page is still served (after
+        # it, the listeners are closed: a request would not be accepted).
         ready_503_pids: set[int] = set()
 
         def every_worker_reports_draining() -> bool:
@@ -280,11 +287,10 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
             )
             return ready_503_pids == workers
 
-        wait_until(every_worker_reports_draining, timeout=drain_delay * 0.8, interval=0.01, message="503s")
-        assert time.monotonic() < sigterm + drain_delay  # all of that happened during the announce phase
+        wait_until(every_worker_reports_draining, timeout=drain_delay, interval=0.01, message="503s")
 
         reply = activation.result(timeout=30)
-        status, exited = server.wait_exit(timeout=drain_delay + SLOW_SECONDS + 10)
+        status, exited = server.wait_exit(timeout=60)
 
     assert (reply.status, reply.headers["location"]) == (302, f"/subscribers/{subscriber.pk}/")
     assert upstream.requests[0].path == "/subscribers"
@@ -293,9 +299,8 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
     assert status == 0
     drain_time = exited - sigterm
     print(f"\ndrain, a {SLOW_SECONDS:.0f} s activation in flight: {drain_time:.2f} s (delay {drain_delay} s)")
-    assert drain_time < drain_delay + SLOW_SECONDS + 2
     assert exited >= reply.received  # it waited for the request...
-    assert drain_time < 10  # ...and not for a fixed graceful timeout (30 s)
+    assert drain_time < 60  # ...and not for the graceful timeout (120 s)
 
     summaries = _assert_cleanup_ran_in_every_worker(server)
     assert sum(s["in_flight_at_stop"] for s in summaries.values()) == 1
@@ -309,18 +314,17 @@ def test_sigterm_announces_then_drains_the_activation_in_flight_and_exits_zero(
 
 
 def test_exit_is_prompt_when_nothing_is_in_flight(start_server):
-    server = start_server(DRAIN_DELAY_SECONDS="0")
+    server = start_server(DRAIN_DELAY_SECONDS="0", GUNICORN_GRACEFUL_TIMEOUT="120")
     sigterm = server.signal(signal.SIGTERM)
-    status, exited = server.wait_exit(timeout=10)
+    # Nothing is waited for, not the graceful timeout (120 s) in particular.
+    status, exited = server.wait_exit(timeout=60)
     print(f"\ndrain with nothing in flight: {exited - sigterm:.2f} s")
     assert status == 0
-    # Nothing waited for: not the graceful timeout (30 s), nothing fixed; the margin is for a busy machine.
-    assert exited - sigterm < 3.0
     _assert_cleanup_ran_in_every_worker(server)
 
 
 def test_second_sigterm_and_sigint_during_the_drain_skip_no_step(start_server, upstream):
-    drain_delay = 1.5
+    drain_delay = 3.0
     server = start_server(DRAIN_DELAY_SECONDS=str(drain_delay))
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
@@ -331,12 +335,11 @@ def test_second_sigterm_and_sigint_during_the_drain_skip_no_step(start_server, u
         wait_until(
             lambda: "SIGINT ignored: already draining" in server.errors, timeout=5, message="SIGINT handled"
         )
-        # Still announcing, still serving.
-        assert time.monotonic() < sigterm + drain_delay
+        # Still announcing, still serving (once the announce phase is over, no request is accepted).
         assert request(server.port, "/ready").status == 503
         assert request(server.port, "/").status == 200
         reply = slow.result(timeout=30)
-        status, exited = server.wait_exit(timeout=drain_delay + SLOW_SECONDS + 10)
+        status, exited = server.wait_exit(timeout=60)
 
     assert reply.status == 200
     assert status == 0
@@ -346,35 +349,34 @@ def test_second_sigterm_and_sigint_during_the_drain_skip_no_step(start_server, u
 
 
 def test_sigquit_during_the_drain_stops_immediately(start_server, upstream):
-    drain_delay = 5.0
-    server = start_server(DRAIN_DELAY_SECONDS=str(drain_delay))
+    # Neither the announce phase nor the request in flight would be over before a minute.
+    upstream.delay = 60.0
+    server = start_server(DRAIN_DELAY_SECONDS="60")
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
         server.signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM: draining" in server.errors, timeout=5, message="the drain to start")
-        sigquit = server.signal(signal.SIGQUIT)
-        status, exited = server.wait_exit(timeout=10)
+        server.signal(signal.SIGQUIT)
+        status, _ = server.wait_exit(timeout=30)
         with pytest.raises(Broken):
             slow.result(timeout=10)  # the request in flight was cut: that is what SIGQUIT means
     assert "SIGQUIT during the drain: stopping immediately" in server.errors
-    assert exited - sigquit < 2.0
     assert status == 0
     killed = [(r["killed_reason"], r["path"]) for r in server.records() if "killed_reason" in r]
     assert killed == [("immediate stop", "/slow/")]
 
 
 def test_request_longer_than_the_graceful_timeout_is_killed_and_logged(start_server, upstream):
-    upstream.delay = 30.0
+    upstream.delay = 60.0  # the request would take the breaker's whole request timeout (30 s)
     server = start_server(DRAIN_DELAY_SECONDS="0", GUNICORN_GRACEFUL_TIMEOUT="2")
     with ThreadPoolExecutor(max_workers=2) as pool:
         [slow] = _in_flight(server, upstream, pool)
         sigterm = server.signal(signal.SIGTERM)
-        status, exited = server.wait_exit(timeout=15)
+        status, exited = server.wait_exit(timeout=25)  # well before the request could have finished
         with pytest.raises(Broken):
             slow.result(timeout=10)
     print(f"\ndrain with a request beyond the graceful timeout (2 s): {exited - sigterm:.2f} s")
     assert status == 0
-    assert exited - sigterm < 2 + 1.0 + 1.5  # graceful timeout + abort grace + margin
     killed = [r for r in server.records() if "killed_reason" in r]
     assert [(r["killed_reason"], r["method"], r["path"]) for r in killed] == [
         ("graceful timeout", "GET", "/slow/")

@@ -1,0 +1,132 @@
+"""Cleanup tasks run as a process exits: newest first, each bounded in time, errors logged, never raised."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal, NamedTuple
+
+logger = logging.getLogger(__package__)  # every line of the drain under one logger name
+
+_tasks: dict[str, tuple[Callable[[], object], float]] = {}  # name -> (function, timeout), oldest first
+
+
+class CleanupResult(NamedTuple):
+    name: str
+    status: Literal["ok", "error", "timeout"]
+    seconds: float
+    error: str = ""
+
+
+def register_cleanup(name: str, func: Callable[[], object], timeout: float = 2.0) -> None:
+    """Run ``func()`` when this process exits, for at most ``timeout`` seconds.
+
+    Tasks run newest first (like ``atexit``), so the built-in ones (database, Redis, then logs) run
+    after the application's. Registering a name again replaces its task and makes it the newest.
+    """
+    if not name:
+        raise ValueError("a cleanup task needs a name")
+    if not callable(func):
+        raise TypeError(f"cleanup task {name!r}: {func!r} is not callable")
+    if not timeout > 0:
+        raise ValueError(f"cleanup task {name!r}: timeout must be positive, got {timeout!r}")
+    _tasks.pop(name, None)
+    _tasks[name] = (func, float(timeout))
+
+
+def run_cleanups() -> list[CleanupResult]:
+    """Run every task, newest first; one still running at its timeout is abandoned (a daemon thread)."""
+    return [_run_bounded(name, func, timeout) for name, (func, timeout) in reversed(list(_tasks.items()))]
+
+
+def _run_bounded(name: str, func: Callable[[], object], timeout: float) -> CleanupResult:
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            func()
+        except BaseException as exc:  # a cleanup task must not take the process exit down with it
+            raised.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=target, name=f"cleanup-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    seconds = time.monotonic() - started
+    fields = {"cleanup_task": name}
+    if thread.is_alive():
+        message = "cleanup task %s still running after %.1f s; abandoned"
+        logger.warning(message, name, timeout, extra={**fields, "cleanup_status": "timeout"})
+        return CleanupResult(name, "timeout", seconds)
+    if raised:
+        error = raised[0]
+        extra = {**fields, "cleanup_status": "error"}
+        logger.error("cleanup task %s failed: %s", name, error, exc_info=error, extra=extra)
+        return CleanupResult(name, "error", seconds, f"{type(error).__name__}: {error}")
+    return CleanupResult(name, "ok", seconds)
+
+
+# --- Built-in tasks. Django is imported in them: the gunicorn master imports this module before
+# Django is configured, and a worker may serve a plain WSGI application (the benchmark's ceiling).
+
+
+def close_database_connections() -> None:
+    """Close the pool of each database (every pooled connection of the process), or this thread's
+    connection (``DATABASE_POOL=false``: another thread's can only be closed by that thread)."""
+    from django.apps import apps
+
+    if not apps.ready:
+        return
+    from django.db import connections
+
+    for alias in connections:
+        connection = connections[alias]
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
+        else:
+            connection.close()
+
+
+def close_redis_connections() -> None:
+    """Disconnect the caches' Redis pools now, in order and visibly in the summary (not at exit)."""
+    from django.apps import apps
+
+    if not apps.ready:
+        return
+    from django.conf import settings
+    from django.core.cache import caches
+
+    for alias in settings.CACHES:
+        cache = caches[alias]
+        get_client = getattr(getattr(cache, "client", None), "get_client", None)
+        if get_client is not None:
+            # django-redis shares one pool per server across threads, but cache objects are per
+            # thread and this task runs in a thread of its own: disconnect the pool itself.
+            get_client(write=True).connection_pool.disconnect()
+        else:
+            cache.close()
+
+
+def flush_logs() -> None:
+    """Write out whatever the log handlers and standard streams still buffer."""
+    handlers = list(logging.getLogger().handlers)
+    for candidate in list(logging.Logger.manager.loggerDict.values()):
+        handlers.extend(getattr(candidate, "handlers", ()))
+    for flushable in [*dict.fromkeys(handlers), sys.stdout, sys.stderr]:
+        with contextlib.suppress(Exception):  # a broken handler or closed stream must not stop the others
+            flushable.flush()
+
+
+def reset() -> None:
+    """Only the built-in tasks, registered first so that they run last, logs at the very end."""
+    _tasks.clear()
+    register_cleanup("logs", flush_logs, timeout=1.0)
+    register_cleanup("redis", close_redis_connections, timeout=1.0)
+    register_cleanup("database", close_database_connections, timeout=3.0)
+
+
+reset()

@@ -1,0 +1,59 @@
+"""DrainMiddleware: a stopping process refuses requests before any view runs; it tracks the others."""
+
+from __future__ import annotations
+
+from . import state
+
+# WSGI environ key of a callable, put there by the server integration, that makes the server close
+# the connection after this response: gunicorn drops a Connection header set by the application, as
+# PEP 3333 asks.
+CLOSE_CONNECTION_ENVIRON_KEY = "dotmac.close_connection"
+# A refused client should retry at once: another instance can take the request now.
+RETRY_AFTER_SECONDS = 1
+REFUSAL_MESSAGE = "The server is restarting; retry the request."
+
+
+class DrainMiddleware:
+    """A request reaching a stopping process gets 503, ``Retry-After`` and ``Connection: close``:
+    nothing of it ran, so the client may safely retry it elsewhere, a POST included. While the server
+    announces its drain, responses close their connection too (clients reconnect through their load
+    balancer)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = state.admit(request.method, request.path)
+        if key is None:
+            _close_connection(request)
+            return _refusal(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            state.finished(key)
+        if state.is_draining():
+            _close_connection(request)
+        return response
+
+
+def _close_connection(request) -> None:
+    close = request.META.get(CLOSE_CONNECTION_ENVIRON_KEY)
+    if close is not None:
+        close()
+
+
+def _refusal(request):
+    # Imported here: the gunicorn master imports this package (for the drain state) without Django.
+    from django.http import HttpResponse, JsonResponse
+
+    if "application/json" in request.META.get("HTTP_ACCEPT", ""):
+        response = JsonResponse({"error": "shutting_down", "detail": REFUSAL_MESSAGE}, status=503)
+    else:
+        response = HttpResponse(REFUSAL_MESSAGE + "\n", status=503, content_type="text/plain; charset=utf-8")
+    response["Content-Length"] = str(len(response.content))
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    # Counted in the process's drain summary; one ERROR line per refusal from django.request would
+    # bury it (Django's log_response skips a response marked as logged).
+    response._has_been_logged = True
+    return response
