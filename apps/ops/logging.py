@@ -49,10 +49,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def _new_request_id() -> str:
-    """32 hex digits of the process's pseudo-random generator, which Python reseeds in every forked
-    worker. An id correlates log lines, it guards nothing: uuid4() would read the kernel's random
-    source, a system call that lets go of the GIL and, on a busy threaded worker, cost about 20 µs
-    per request in waiting to take it back."""
+    # The process's pseudo-random generator (reseeded in every forked worker): an id guards nothing,
+    # and uuid4()'s system call lets go of the GIL, about 20 µs per request on a busy worker.
     return f"{random.getrandbits(128):032x}"
 
 

@@ -17,10 +17,11 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import apps.ops.breakers
-from apps.ops.breakers import clear_local_breakers, get_breaker, reset_breaker
+from apps.ops.breakers import get_breaker, reset_breaker
 from apps.ops.metrics import record_provisioning
 from apps.ops.metrics.definitions import REQUEST_DURATION_BUCKETS
 from apps.ops.metrics.labels import TenantLabels, tenant_labels
+from tests.ops.breaker_support import clear_local_breakers
 
 TOKEN = "scrape-secret-0123456789"
 

@@ -9,6 +9,7 @@ are answered by the probe middleware before this one, so they are not counted at
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -29,12 +30,10 @@ class RequestMetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         metrics = self.metrics_cls.get_instance()
-        self.requests_total = metrics.requests_total
-        self.request_duration = metrics.request_duration
-        # Label values -> the labelled children. prometheus_client's labels() validates and locks
-        # on every call; the label sets are bounded, so remembering them is bounded too.
-        self._counters: dict[tuple[str, str, str, str], object] = {}
-        self._histograms: dict[tuple[str, str, str], object] = {}
+        # Label values -> labelled child. prometheus_client's labels() validates and locks on every
+        # call; the label sets are bounded, so remembering their children is bounded too.
+        self.counter_for = functools.cache(metrics.requests_total.labels)
+        self.histogram_for = functools.cache(metrics.request_duration.labels)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
@@ -60,13 +59,5 @@ class RequestMetricsMiddleware:
         # Read after the response: the tenant middleware runs deeper in the stack.
         tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
         status = str(response.status_code) if response is not None else "500"
-        counter_key = (method, route, status, tenant)
-        counter = self._counters.get(counter_key)
-        if counter is None:
-            counter = self._counters[counter_key] = self.requests_total.labels(*counter_key)
-        counter.inc()
-        histogram_key = (method, route, tenant)
-        histogram = self._histograms.get(histogram_key)
-        if histogram is None:
-            histogram = self._histograms[histogram_key] = self.request_duration.labels(*histogram_key)
-        histogram.observe(elapsed)
+        self.counter_for(method, route, status, tenant).inc()
+        self.histogram_for(method, route, tenant).observe(elapsed)

@@ -18,25 +18,17 @@ from .collectors import scrape_registry
 METRICS_ROUTE = "ops:metrics"
 
 
-def _unauthorized(reason: str) -> HttpResponse:
-    response = HttpResponse(reason + "\n", status=401, content_type="text/plain; charset=utf-8")
-    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def _refusal(request: HttpRequest) -> HttpResponse | None:
-    """A 401 response when the request may not read the metrics, else None."""
+def _refusal(request: HttpRequest) -> str | None:
+    """Why the request may not read the metrics; None when it may."""
     token = settings.METRICS_BEARER_TOKEN
-    if token:
-        authorization = request.META.get("HTTP_AUTHORIZATION", "")
-        if not presented_token(authorization):
-            return _unauthorized("metrics require an Authorization: Bearer token")
-        if not token_matches(authorization, token):
-            return _unauthorized("metrics bearer token is not valid")
-        return None
-    if settings.IS_PRODUCTION and not settings.METRICS_PUBLIC:
-        return _unauthorized("metrics are closed: set METRICS_BEARER_TOKEN (or METRICS_PUBLIC=true)")
+    if not token:
+        closed = settings.IS_PRODUCTION and not settings.METRICS_PUBLIC
+        return "metrics are closed: set METRICS_BEARER_TOKEN (or METRICS_PUBLIC=true)" if closed else None
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if not presented_token(authorization):
+        return "metrics require an Authorization: Bearer token"
+    if not token_matches(authorization, token):
+        return "metrics bearer token is not valid"
     return None
 
 
@@ -47,9 +39,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "GET, HEAD"
         return response
     refusal = _refusal(request)
-    if refusal is not None:
-        return refusal
-    encoder, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
-    response = HttpResponse(encoder(scrape_registry()), content_type=content_type)
+    if refusal:
+        response = HttpResponse(refusal + "\n", status=401, content_type="text/plain; charset=utf-8")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    else:
+        encoder, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
+        response = HttpResponse(encoder(scrape_registry()), content_type=content_type)
     response["Cache-Control"] = "no-store"
     return response
