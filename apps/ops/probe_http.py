@@ -1,9 +1,8 @@
-"""One HTTP/1.x request per connection on the probe port: read it, answer it, close.
+"""One HTTP/1.x request per connection on the probe port: read it within a deadline, answer, close.
 
 GET and HEAD of the probe paths go to the WSGI application (its ``ProbeMiddleware`` answers them,
-so the answers are those of the main port, draining included); any other path gets 404, another
-method 405, a malformed request 400, a head over 8 KiB 431, a head not received in time 408. The
-answer always says ``Connection: close``.
+so the answers are the main port's, draining included); another path gets 404, another method 405,
+a malformed request 400, a head over 8 KiB 431, a head not received in time 408.
 
 Only the standard library, and no Django import: the gunicorn master imports the probe listener.
 """
@@ -18,7 +17,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -48,79 +46,37 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"})
 
 
+class _Reject(Exception):
+    """The request cannot be served: answer ``status`` with ``message`` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, message)
+        self.status, self.message = status, message
+
+
 def serve_one_request(
     connection: socket.socket, peer: tuple[Any, ...], application: WSGIApplication, *, timeout: float
 ) -> None:
     """Read one request within ``timeout`` seconds in all and answer it; the caller closes the connection."""
-    deadline = time.monotonic() + timeout
     try:
-        head, rest = _read_head(connection, deadline)
+        head, rest = _read_head(connection, time.monotonic() + timeout)
     except _Reject as reject:
-        _send(connection, _plain(reject.status, reject.message), timeout=1.0)
+        connection.settimeout(1.0)
+        connection.sendall(_plain(reject.status, reject.message))
         _discard_input(connection)  # what the client is still sending
         return
     if head is None:
         return  # connected and closed (a TCP check) or sent nothing in time
     try:
-        request = _parse(head)
+        environ = _parse(head)
     except _Reject as reject:
         response = _plain(reject.status, reject.message)
     else:
-        response = _respond(request, connection, peer, application)
-    # The request had its own deadline; writing the small answer gets a fresh one.
-    _send(connection, response, timeout=timeout)
+        response = _respond(environ, connection, peer, application)
+    connection.settimeout(timeout)  # the request had its deadline; the small answer gets a fresh one
+    connection.sendall(response)
     if rest or _has_body(head):
         _discard_input(connection)
-
-
-class _Reject(Exception):
-    """The request cannot be served: answer ``status`` with ``message`` and close."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    target: str
-    version: str
-    path_info: str
-    query: str
-    headers: list[tuple[str, str]]
-
-    def environ(self, *, server: tuple[str, int], peer: tuple[Any, ...]) -> dict[str, Any]:
-        """The WSGI environ (PEP 3333) of this request; it has no body."""
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": self.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": self.path_info,
-            "QUERY_STRING": self.query,
-            "RAW_URI": self.target,
-            "SERVER_NAME": server[0],
-            "SERVER_PORT": str(server[1]),
-            "SERVER_PROTOCOL": self.version,
-            "REMOTE_ADDR": str(peer[0]),
-            "REMOTE_PORT": str(peer[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        for name, value in self.headers:
-            # Names with underscores are dropped, as gunicorn does: "X_Token" and "X-Token" would
-            # both become HTTP_X_TOKEN. A body is never passed on, so neither is its length.
-            if "_" in name or name.lower() in ("content-length", "transfer-encoding"):
-                continue
-            key = name.upper().replace("-", "_")
-            key = key if key == "CONTENT_TYPE" else f"HTTP_{key}"
-            environ[key] = f"{environ[key]},{value}" if key in environ else value
-        return environ
 
 
 def _read_head(connection: socket.socket, deadline: float) -> tuple[bytes | None, bytes]:
@@ -154,7 +110,8 @@ def _read_head(connection: socket.socket, deadline: float) -> tuple[bytes | None
         buffer += chunk
 
 
-def _parse(head: bytes) -> _Request:
+def _parse(head: bytes) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of a request head, but for the server's and the peer's addresses."""
     lines = _LINE_END.split(head)
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _VERSION.fullmatch(parts[2]):
@@ -173,17 +130,37 @@ def _parse(head: bytes) -> _Request:
         raise _Reject(400, "malformed request target")
     if len(lines) - 1 > MAX_HEADERS:
         raise _Reject(431, "too many header fields")
-    headers = []
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method.decode(),
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),  # PEP 3333: its bytes as latin-1
+        "QUERY_STRING": query.decode(),
+        "RAW_URI": target.decode(),
+        "SERVER_PROTOCOL": version.decode(),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         value = value.strip(b" \t")
         # No space before the colon, no line folding (RFC 9112 section 5): both are smuggling tools.
         if not colon or not _TOKEN.fullmatch(name) or _VALUE_FORBIDDEN.search(value):
             raise _Reject(400, "malformed header field")
-        headers.append((name.decode("ascii"), value.decode("latin-1")))
-    # PEP 3333: PATH_INFO is the decoded path, its bytes as latin-1 characters.
-    path_info = unquote_to_bytes(path).decode("latin-1")
-    return _Request(method.decode(), target.decode(), version.decode(), path_info, query.decode(), headers)
+        # Names with underscores are dropped, as gunicorn does: "X_Token" and "X-Token" would both
+        # become HTTP_X_TOKEN. A body is never passed on, so neither is its length.
+        if b"_" in name or name.lower() in (b"content-length", b"transfer-encoding"):
+            continue
+        key = name.decode().upper().replace("-", "_")
+        key = key if key == "CONTENT_TYPE" else f"HTTP_{key}"
+        environ[key] = (
+            f"{environ[key]},{value.decode('latin-1')}" if key in environ else value.decode("latin-1")
+        )
+    return environ
 
 
 def _has_body(head: bytes) -> bool:
@@ -197,20 +174,26 @@ def _has_body(head: bytes) -> bool:
 
 
 def _respond(
-    request: _Request, connection: socket.socket, peer: tuple[Any, ...], application: WSGIApplication
+    environ: dict[str, Any], connection: socket.socket, peer: tuple[Any, ...], application: WSGIApplication
 ) -> bytes:
-    if request.path_info not in PROBE_PATHS:
+    path, method = environ["PATH_INFO"], environ["REQUEST_METHOD"]
+    if path not in PROBE_PATHS:
         return _plain(404, "not found: this port answers /live, /ready and /health only")
-    if request.method not in ALLOWED_METHODS:
+    if method not in ALLOWED_METHODS:
         return _plain(405, "method not allowed: GET or HEAD", [("Allow", ", ".join(ALLOWED_METHODS))])
     local = connection.getsockname()
-    environ = request.environ(server=(str(local[0]), int(local[1])), peer=peer)
+    environ.update(
+        SERVER_NAME=str(local[0]),
+        SERVER_PORT=str(local[1]),
+        REMOTE_ADDR=str(peer[0]),
+        REMOTE_PORT=str(peer[1]),
+    )
     try:
         status, headers, body = _call(application, environ)
     except Exception:
-        logger.exception("probe listener: the application failed on %s", request.path_info)
+        logger.exception("probe listener: the application failed on %s", path)
         return _plain(500, "internal server error")
-    return _serialize(status, headers, body, head=request.method == "HEAD")
+    return _serialize(status, headers, body, head=method == "HEAD")
 
 
 def _call(application: WSGIApplication, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -218,9 +201,7 @@ def _call(application: WSGIApplication, environ: dict[str, Any]) -> tuple[str, l
     started: list[tuple[str, list[tuple[str, str]]]] = []
     chunks: list[bytes] = []
 
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: Any = None
-    ) -> Callable[[bytes], object]:
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
         # Nothing is sent before the application returns, so a later call (with exc_info, after
         # an error) may always replace the status and headers, as PEP 3333 allows.
         started[:] = [(status, list(headers))]
@@ -234,8 +215,7 @@ def _call(application: WSGIApplication, environ: dict[str, Any]) -> tuple[str, l
             result.close()  # Django sends request_finished here: the thread's database connections close
     if not started:
         raise RuntimeError("the application returned without calling start_response")
-    status, headers = started[0]
-    return status, headers, b"".join(chunks)
+    return *started[0], b"".join(chunks)
 
 
 def _serialize(status: str, headers: list[tuple[str, str]], body: bytes, *, head: bool) -> bytes:
@@ -254,11 +234,6 @@ def _serialize(status: str, headers: list[tuple[str, str]], body: bytes, *, head
 def _plain(status: int, message: str, extra: list[tuple[str, str]] | None = None) -> bytes:
     headers = [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store"), *(extra or [])]
     return _serialize(f"{status} {HTTPStatus(status).phrase}", headers, f"{message}\n".encode(), head=False)
-
-
-def _send(connection: socket.socket, data: bytes, *, timeout: float) -> None:
-    connection.settimeout(timeout)
-    connection.sendall(data)
 
 
 def _discard_input(connection: socket.socket) -> None:

@@ -1,21 +1,15 @@
 """The probe listener: ``/live``, ``/ready`` and ``/health`` on a port of their own (``PROBE_PORT``).
 
-Why a port of their own: gunicorn's gthread worker hands a connection to a request thread as soon
-as its first bytes arrive and then reads the rest of the request blocking. Clients that send their
-headers slowly therefore hold every request thread of a pod (20 of them hold 2 workers x 4
-threads), the kubelet's probes wait in the accept queue behind them, miss their 2 s timeout, and the
-kubelet restarts a pod that was only busy. Here the probes have their own listening socket and their
-own threads, bounded in number and in time, so nothing sent to the main port delays them, and a
-slow client on this port cannot hold anything for long either.
+A gthread worker gives a connection a request thread as soon as its first bytes arrive, then reads
+the rest blocking: clients sending their headers slowly hold every request thread, the kubelet's
+probes miss their timeout and it restarts a pod that was only busy. Here the probes have their own
+socket and threads, bounded in number and time (docs/ARCHITECTURE.md, "Probe listener").
 
-- The listening socket: :func:`open_listener` in the gunicorn master before the workers fork (they
-  inherit it), :func:`close_listener` when the master exits. It is not one of gunicorn's listeners,
-  so the drain, which closes those, leaves it open: each worker answers probes until it exits.
-- In each worker, :func:`serve_in_background`: a daemon thread accepting on that socket, each
-  connection served by a short-lived thread of its own (``apps.ops.probe_http``), at most
-  ``MAX_CONNECTIONS`` at a time (one more is closed at once), the request read within
-  ``REQUEST_TIMEOUT`` seconds in all; and :func:`stop_serving` as the worker exits: it finishes the
-  probes it took and takes no more.
+- The gunicorn master opens the socket before forking (:func:`open_listener`; the workers inherit
+  it) and closes its copy when it exits (:func:`close_listener`). Not being one of gunicorn's
+  listeners, the drain leaves it open: each worker answers probes until it exits.
+- Each worker serves it from a daemon thread (:func:`serve_in_background`), one short-lived thread
+  per connection (``apps.ops.probe_http``), and stops as it exits (:func:`stop_serving`).
 
 Only the standard library, and no Django import: the gunicorn master imports this module.
 """
@@ -58,22 +52,17 @@ def open_listener(host: str, port: int) -> socket.socket:
     if _listener is not None and _listener_address == (host, port):
         return _listener
     close_listener()
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(_BACKLOG)
-        # Non-blocking for every process sharing it: the workers wait for connections in select,
-        # and the one that loses the race for a connection must not then block in accept.
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.create_server(
+        (host, port),
+        family=family,
+        backlog=_BACKLOG,
+        reuse_port=hasattr(socket, "SO_REUSEPORT"),
+        dualstack_ipv6=family == socket.AF_INET6 and socket.has_dualstack_ipv6(),
+    )
+    # Non-blocking for every process sharing it: the workers wait for connections in select,
+    # and the one that loses the race for a connection must not then block in accept.
+    sock.setblocking(False)
     _listener, _listener_address = sock, (host, port)
     return sock
 
@@ -95,30 +84,19 @@ def close_listener() -> None:
     _listener = _listener_address = None
 
 
-# --- Serving (gunicorn worker) -----------------------------------------------------------------
-
 # This worker's server, once serve_in_background started it.
 _server: ProbeServer | None = None
 
 
-def serve_in_background(
-    application: WSGIApplication,
-    *,
-    max_connections: int = MAX_CONNECTIONS,
-    request_timeout: float = REQUEST_TIMEOUT,
-) -> ProbeServer | None:
-    """Answer probes on the inherited listening socket from a daemon thread; None without a socket.
+def serve_in_background(application: WSGIApplication) -> None:
+    """Answer probes on the inherited listening socket from a daemon thread (nothing without one).
 
     Call once per worker, after the application is loaded; :func:`stop_serving` before it exits.
     """
     global _server
-    if _listener is None:
-        return None
-    _server = ProbeServer(
-        _listener, application, max_connections=max_connections, request_timeout=request_timeout
-    )
-    _server.start()
-    return _server
+    if _listener is not None:
+        _server = ProbeServer(_listener, application)
+        _server.start()
 
 
 def stop_serving(timeout: float = 1.0) -> None:
@@ -132,20 +110,12 @@ def stop_serving(timeout: float = 1.0) -> None:
 
 
 class ProbeServer:
-    """Accepts on ``listener`` and serves each connection in a thread of its own."""
+    """Accepts on ``listener`` and serves each connection in a thread of its own, at most
+    ``MAX_CONNECTIONS`` at a time (one more is closed at once), each request within ``REQUEST_TIMEOUT``."""
 
-    def __init__(
-        self,
-        listener: socket.socket,
-        application: WSGIApplication,
-        *,
-        max_connections: int = MAX_CONNECTIONS,
-        request_timeout: float = REQUEST_TIMEOUT,
-    ) -> None:
+    def __init__(self, listener: socket.socket, application: WSGIApplication) -> None:
         self.listener = listener
         self.application = application
-        self.max_connections = max_connections
-        self.request_timeout = request_timeout
         self._active = 0
         self._idle = threading.Condition()
         self._stopping = threading.Event()
@@ -191,7 +161,7 @@ class ProbeServer:
 
     def _dispatch(self, connection: socket.socket, peer: tuple[Any, ...]) -> None:
         with self._idle:
-            if self._active >= self.max_connections:
+            if self._active >= MAX_CONNECTIONS:
                 # More concurrent connections than probers make: these are not probes that
                 # matter, and waiting for a free thread would let them hold the accept loop.
                 connection.close()
@@ -210,7 +180,7 @@ class ProbeServer:
 
     def _serve(self, connection: socket.socket, peer: tuple[Any, ...]) -> None:
         try:
-            serve_one_request(connection, peer, self.application, timeout=self.request_timeout)
+            serve_one_request(connection, peer, self.application, timeout=REQUEST_TIMEOUT)
         except OSError:
             pass  # the client went away or stalled past the timeout: nothing to answer
         except Exception:

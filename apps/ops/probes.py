@@ -1,23 +1,16 @@
 """``/live``, ``/ready`` and ``/health``: their paths, ``/live`` in front of the WSGI application, and
-:class:`ProbeMiddleware`, which answers all three before host validation, sessions, CSRF, auth and tenants.
+:class:`ProbeMiddleware`, the first middleware, which answers all three before host validation (the
+kubelet sends the pod IP as ``Host``), the SSL redirect, sessions, CSRF, auth and tenants.
 
-Kubelets and load balancers send the pod IP as the ``Host`` header and probe over plain HTTP, so the
-probes must answer before ``ALLOWED_HOSTS`` validation and the production SSL redirect. Hence
-:class:`ProbeMiddleware` is the first middleware and never calls ``request.get_host()``.
-``/live`` is also answered one level lower, by :func:`with_wsgi_liveness` around the WSGI
-application, so a liveness probe costs no Django request at all.
+- ``/live``: 200 ``{"status": "pass"}`` whenever the process answers; it touches no dependency and
+  stays 200 while draining. It never fails: a restart helps only a process beyond repair, and
+  nothing in the process can tell that it is. :func:`with_wsgi_liveness` answers it before Django.
+- ``/ready``: the readiness checks; 503 when a critical check fails (draining included).
+- ``/health``: service, version, environment, uptime and every check; 503 as ``/ready``.
 
-- ``/live``: 200 ``{"status": "pass"}`` whenever the process answers. It touches no database, cache,
-  breaker or network and stays 200 while draining. It never fails: a restart helps only a process
-  beyond repair, and nothing in the process can tell that it is.
-- ``/ready``: the readiness checks; 200 when every critical check passes, else 503 (draining included).
-- ``/health``: service, version, environment, uptime and every check; 503 on a critical failure.
-
-GET and HEAD only (405 with ``Allow`` otherwise); ``Cache-Control: no-store``;
-``application/health+json``. Who sees details: ``apps.ops.health.answers``.
-
-No Django import at module level: the settings import :data:`PROBE_PATHS`, and the gunicorn master
-imports the probe listener, which imports this module.
+GET and HEAD only (405 with ``Allow`` otherwise), ``Cache-Control: no-store``. Who sees details:
+``apps.ops.health.answers``. No Django import at module level: the settings import
+:data:`PROBE_PATHS`, and the gunicorn master imports the probe listener, which imports this module.
 """
 
 from __future__ import annotations

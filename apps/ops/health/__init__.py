@@ -49,14 +49,12 @@ def full_report() -> HealthReport:
 
 
 def prepare() -> None:
-    """Import what the first run of the checks would (the migration files), so that a new worker's
-    first probe costs what every later one does, and find the migrations applied, in the background.
+    """Import the migration files now, so that a new worker's first probe costs what every later one
+    does, and find the migrations applied in a thread of its own (the worker serves meanwhile).
 
-    A process remembers that its migrations are applied and never asks again, so a database
-    outage later cannot fail its readiness through this check; a worker that found them at boot
-    is such a process whichever worker the kubelet's probes happen to reach. If the database cannot
-    tell at boot, the probes ask until it can. The query runs in a thread of its own: the worker
-    takes requests meanwhile.
+    A process that found them applied never asks again, so a later database outage cannot fail its
+    readiness through this check, whichever worker the probes reach; if the database cannot tell
+    at boot, the probes ask until it can.
     """
     MigrationsCheck.load_migration_files()
     threading.Thread(target=_find_migrations_applied, name="health-migrations-at-boot", daemon=True).start()

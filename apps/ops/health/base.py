@@ -74,30 +74,25 @@ class CheckFailed(HealthCheckError):
 class HealthCheck:
     """One check of one component. Subclasses set ``name`` and implement ``run()``.
 
-    Every trait below is an attribute with a default here: a subclass overrides it on the class, an
-    instance whose value depends on its options sets it in ``__init__``, and configuration
-    (``settings.HEALTH_CHECKS[name]``) sets ``critical`` and ``timeout`` per instance. ``build()``
-    may return several instances, one per component (a database alias, a directory); they are
+    Each trait below has its default here; a subclass overrides it on the class, or in ``__init__``
+    when it depends on the instance's options; configuration sets ``critical`` and ``timeout``.
+    ``build()`` may return several instances, one per component (a database alias, a directory),
     reported together under ``name``.
     """
 
-    #: The key in the report: configuration sets it to the check's name in ``settings.HEALTH_CHECKS``.
-    name: str = ""
-    #: IETF ``componentType``: "datastore", "system", "component".
-    component_type: str = "component"
-    #: Whether a failure fails the whole report (503).
-    critical: bool = True
-    #: Seconds this check may take (None: the overall deadline).
-    timeout: float | None = None
-    #: True for a dependency every pod shares (the database, Redis). Its outage fails every pod
-    #: alike, and taking them all out of service would turn a degraded site into no site: any
-    #: failure of such a check (an error, no answer in time) is reported as ``warn``, never ``fail``.
+    name: str = ""  # the key in the report: its name in settings.HEALTH_CHECKS
+    component_type: str = "component"  # IETF componentType: "datastore", "system", "component"
+    critical: bool = True  # does its failure fail the whole report (503)?
+    timeout: float | None = None  # seconds; never beyond the overall deadline
+    # A dependency every pod shares (the database, Redis): its outage fails every pod alike, and
+    # taking them all out of service would turn a degraded site into no site, so any failure of
+    # such a check (an error, no answer in time) is reported as ``warn``.
     shared_dependency: bool = False
-    #: False for checks that only read this process's memory: never cached, so they reflect a
-    #: change (the process starting to drain) at once.
+    # False for checks that only read this process's memory: never cached, so they reflect a change
+    # (the process starting to drain) at once.
     cached: bool = True
-    #: True for checks that may wait on the network or a device: they run in a pool thread under
-    #: the deadline. The others run in the caller's thread, which spares a thread handoff per run.
+    # Whether it may wait on the network or a device: then it runs in a check thread under the
+    # deadline, otherwise in the caller's thread, which spares a thread handoff.
     blocking: bool = True
 
     def __init__(self, *, component_id: str | None = None) -> None:
@@ -138,9 +133,6 @@ class HealthCheck:
     def run(self) -> Observation | None:
         """Check the component. Return to pass; raise ``CheckWarning``/``CheckFailed`` otherwise."""
         raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key} critical={self.critical}>"
 
 
 @dataclass(frozen=True)

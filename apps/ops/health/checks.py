@@ -1,7 +1,7 @@
 """The built-in checks of what the process depends on: shutdown, database, cache, migrations, breakers.
 
-The checks of the machine's resources (disk, memory) are in ``resources``. Which checks run, how
-critical they are and their timeouts come from ``settings.HEALTH_CHECKS`` (see ``config``).
+This module names every built-in check, the resource checks (disk, memory) of ``resources`` too.
+Which checks run, how critical they are and their timeouts come from ``settings.HEALTH_CHECKS``.
 """
 
 from __future__ import annotations
@@ -21,18 +21,7 @@ from apps.ops.cache import outage_of, ping_client
 from apps.ops.shutdown import is_draining
 
 from .base import CheckFailed, CheckWarning, HealthCheck, Observation, describe_error
-from .resources import DiskCheck, MemoryCheck
-
-# settings.HEALTH_CHECKS names every built-in check class in this module.
-__all__ = [
-    "CacheCheck",
-    "CircuitBreakersCheck",
-    "DatabaseCheck",
-    "DiskCheck",
-    "MemoryCheck",
-    "MigrationsCheck",
-    "ShutdownCheck",
-]
+from .resources import DiskCheck, MemoryCheck  # noqa: F401  (settings.HEALTH_CHECKS names them here)
 
 
 class ShutdownCheck(HealthCheck):
@@ -52,11 +41,8 @@ class ShutdownCheck(HealthCheck):
 class DatabaseCheck(HealthCheck):
     """A trivial query on one database alias, bounded on the server by a statement timeout.
 
-    The database is shared by every pod: when it is unreachable every pod fails alike, and taking
-    them all out of the Service changes nothing for users (the ingress would answer 503 instead of
-    the pods) but delays recovery by a probe period and the endpoint propagation. So its failure is
-    reported as ``warn`` and the pod stays in service, answering pages with a fast 503
-    (``apps.ops.errors``); it serves again the moment the pool reconnects.
+    A shared dependency: while it fails the pod stays in service, answering pages with a fast 503
+    (``apps.ops.errors``), and serves again the moment the pool reconnects.
     """
 
     name = "database"

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import CheckResult, Status
+from .base import CheckResult, Observation, Status
 
 _IMPORTED_AT = time.monotonic()
 
@@ -62,21 +62,20 @@ class HealthReport:
 
 
 def _check_entry(result: CheckResult, *, details: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"status": result.status.value}
     if not details:
-        return entry
-    if result.component_id:
-        entry["componentId"] = result.component_id
-    entry["componentType"] = result.component_type
-    if result.observation is not None:
-        entry["observedValue"] = result.observation.value
-        if result.observation.unit:
-            entry["observedUnit"] = result.observation.unit
-    entry["time"] = _iso(result.time)
-    entry["critical"] = result.critical
-    if result.output:
-        entry["output"] = result.output
-    return entry
+        return {"status": result.status.value}
+    observation = result.observation or Observation(None)
+    entry = {
+        "status": result.status.value,
+        "componentId": result.component_id,
+        "componentType": result.component_type,
+        "observedValue": observation.value,
+        "observedUnit": observation.unit,
+        "time": _iso(result.time),
+        "critical": result.critical,
+        "output": result.output,
+    }
+    return {key: value for key, value in entry.items() if value is not None and value != ""}
 
 
 def process_uptime() -> float:

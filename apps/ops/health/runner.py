@@ -1,19 +1,13 @@
 """Run checks concurrently under one overall deadline, with a per-process TTL cache and single flight.
 
-- Checks that may block (``blocking``) run in a check thread; the caller waits for all of them until
-  ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``) and then reports any check still
-  running as failed, without waiting for it. The other checks run in the caller's thread meanwhile.
-- The threads are kept from run to run: a handoff to a thread costs a GIL switch, which on a
-  busy worker waits out the interpreter's switch interval (5 ms), and a new thread per check per
-  run made a probe several times slower than its round trips. A run goes to an idle thread, or to a
-  new one when all are busy, so a hung check never delays another.
-- At most one run of a check is in flight per process. Callers that arrive while it runs wait for
-  that same run (single flight); a run that outlived its timeout is reported failed at once, and a
-  new one starts only after it returns. A hung dependency therefore holds at most one thread (and
-  one connection) per check, however many probes arrive.
-- A finished result is reused for ``HEALTH_CACHE_TTL`` seconds, so N probes per second cost one
-  round trip per dependency per TTL per process.
-- ``health_check_status`` and ``health_check_duration_seconds`` are set for every fresh result.
+- Checks that may block run in check threads; the caller waits for them until
+  ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``), reports any still running as
+  failed, and never waits longer. The other checks run in the caller's thread meanwhile.
+- Single flight: callers arriving while a check runs wait for that run; once it outlived its
+  timeout they report it failed at once, and a new run starts only after it returned. A hung
+  dependency holds one thread (and one connection) per check, however many probes arrive.
+- A result is reused for ``HEALTH_CACHE_TTL`` seconds: N probes per second cost one round trip
+  per dependency per TTL per process. Every fresh result sets the ``health_check_*`` gauges.
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 
 from django.conf import settings
@@ -55,32 +49,32 @@ class _Slot:
 
 
 class _CheckThreads:
-    """Daemon threads reused from run to run; a task goes to an idle one, or to a new one when all
-    are busy. Single flight bounds them to the number of checks.
+    """Daemon threads kept from run to run; a task goes to an idle one, or to a new one when all are
+    busy, so a hung check delays no other. Single flight bounds them to the number of checks.
 
-    Not ``ThreadPoolExecutor``: the interpreter joins its threads at exit, so one check waiting on a
-    dependency behind a network partition would keep its process (``manage.py health``) from exiting.
+    Kept, because a handoff to a new thread costs GIL switches, each up to the switch interval (5 ms)
+    on a busy worker: a thread per run made a probe several times slower than its round trips.
+    Daemons, unlike ``ThreadPoolExecutor``'s, which the interpreter joins at exit: a check waiting on
+    a partitioned database would keep its process (``manage.py health``) from exiting.
     """
 
     def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue[tuple[Future[CheckResult], Callable[[], CheckResult]]] = (
-            queue.SimpleQueue()
-        )
+        self._tasks: queue.SimpleQueue[tuple[Future[CheckResult], HealthCheck, _Slot]] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._numbers = itertools.count(1)
 
-    def submit(self, task: Callable[[], CheckResult]) -> Future[CheckResult]:
+    def submit(self, check: HealthCheck, slot: _Slot) -> Future[CheckResult]:
         future: Future[CheckResult] = Future()
         if not self._idle.acquire(blocking=False):
             name = f"health-check-{next(self._numbers)}"
             threading.Thread(target=self._work, name=name, daemon=True).start()
-        self._tasks.put((future, task))
+        self._tasks.put((future, check, slot))
         return future
 
     def _work(self) -> None:
         while True:
-            future, task = self._tasks.get()
-            result = task()  # never raises (``_run_in_thread``)
+            future, check, slot = self._tasks.get()
+            result = _run_in_thread(check, slot)
             # Idle before the result is out: a caller it wakes that starts another run at once
             # reuses this thread instead of starting a new one.
             self._idle.release()
@@ -114,8 +108,8 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
     waiting: list[tuple[int, HealthCheck, _Slot, Future[CheckResult], float]] = []
     inline: list[tuple[int, HealthCheck, _Slot | None]] = []
 
-    # Hand the blocking checks to the pool first, so they wait on the network while this thread
-    # runs the others.
+    # Hand the blocking checks to their threads first, so they wait on the network while this
+    # thread runs the others.
     for index, check in enumerate(checks):
         if not check.cached:
             inline.append((index, check, None))
@@ -128,7 +122,7 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
                 inline.append((index, check, slot))
             else:
                 if slot.running is None:
-                    slot.running = _threads.submit(lambda check=check, slot=slot: _run_in_thread(check, slot))
+                    slot.running = _threads.submit(check, slot)
                     slot.run_started = time.monotonic()
                 waiting.append((index, check, slot, slot.running, slot.run_started))
 
@@ -158,7 +152,7 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
 
 
 def _run_in_thread(check: HealthCheck, slot: _Slot) -> CheckResult:
-    """Run a check in a pool thread, cache its result, and return the connections it took."""
+    """Run a check in a check thread, cache its result, and return the connections it took; never raises."""
     try:
         result = _execute(check)
     finally:
