@@ -1,8 +1,9 @@
 """Upkeep of prometheus_client's multiprocess directory by the gunicorn master.
 
-The master imports this module from its hooks, without Django, so it imports neither Django nor
-(at module level) prometheus_client: prometheus_client chooses its multiprocess value class from
-``PROMETHEUS_MULTIPROC_DIR`` the first time it is imported, and workers inherit that choice by fork.
+The master imports this module with its config file (``deploy/gunicorn.conf.py``), without
+Django and possibly before the file sets ``PROMETHEUS_MULTIPROC_DIR``. So it imports neither Django
+nor, at module level, prometheus_client: prometheus_client chooses its multiprocess value class from
+that variable the first time it is imported, and workers inherit the choice by fork.
 
 prometheus_client keeps one ``counter_<pid>.db``/``histogram_<pid>.db`` file per process that ever
 ran and reads all of them at every scrape, so with worker recycling (``max_requests``) the directory
