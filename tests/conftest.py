@@ -14,6 +14,8 @@ from django.conf import settings
 from tests.servers import PostgresServer, RedisServer, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Breakers start afresh when a test changes their settings, in every test (and `fresh_breakers`).
+pytest_plugins = ["tests.ops.breaker_support"]
 
 
 @pytest.fixture(scope="session")

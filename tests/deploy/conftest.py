@@ -130,7 +130,8 @@ TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "
 @pytest.fixture
 def served_metrics(db, client) -> Iterator[dict[str, set[str]]]:
     """Series names (and label names) the app's ``/metrics`` exposes after some real activity."""
-    from apps.ops.breakers import clear_local_breakers, get_breaker
+    from apps.ops.breakers import get_breaker
+    from tests.ops.breaker_support import clear_local_breakers
 
     from .code_facts import declared_label_names, served_series
 

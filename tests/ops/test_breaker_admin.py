@@ -11,7 +11,7 @@ from django.test import Client
 
 from apps.ops import breakers
 from apps.ops.models import BreakerConfigOverride, BreakerResetAudit
-from tests.ops.breaker_support import configure, fresh_breakers, trip  # noqa: F401
+from tests.ops.breaker_support import configure, trip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_breakers")]
 

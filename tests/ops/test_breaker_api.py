@@ -10,7 +10,7 @@ from django.test import Client
 from apps.ops import breakers
 from apps.ops.breakers.storage import NAMES_KEY
 from apps.ops.models import BreakerResetAudit
-from tests.ops.breaker_support import configure, fresh_breakers, trip  # noqa: F401
+from tests.ops.breaker_support import configure, trip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_breakers")]
 

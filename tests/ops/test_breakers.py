@@ -23,7 +23,7 @@ from apps.ops.breakers.pybreaker_internals import WRITTEN_FOR
 from apps.ops.breakers.registry import BreakerRegistry
 from apps.ops.breakers.storage import NAMES_KEY, state_keys
 from apps.ops.models import BreakerConfigOverride, BreakerResetAudit
-from tests.ops.breaker_support import configure, fresh_breakers, run_in_other_process  # noqa: F401
+from tests.ops.breaker_support import configure, run_in_other_process
 from tests.servers import wait_until
 from tests.upstream import upstream_fixture  # noqa: F401
 

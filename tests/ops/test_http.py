@@ -8,7 +8,7 @@ import time
 import pytest
 
 from apps.ops import breakers, context, http
-from tests.ops.breaker_support import configure, fresh_breakers  # noqa: F401
+from tests.ops.breaker_support import configure
 from tests.servers import free_port, wait_until
 from tests.upstream import upstream_fixture  # noqa: F401
 
