@@ -55,11 +55,8 @@ def with_wsgi_liveness(application: Callable) -> Callable:
     def liveness_first(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") not in LIVE_PATHS:
             return application(environ, start_response)
-        status, body = (
-            (200, _LIVE_BODY)
-            if environ.get("REQUEST_METHOD") in ALLOWED_METHODS
-            else (405, _METHOD_NOT_ALLOWED_BODY)
-        )
+        allowed = environ.get("REQUEST_METHOD") in ALLOWED_METHODS
+        status, body = (200, _LIVE_BODY) if allowed else (405, _METHOD_NOT_ALLOWED_BODY)
         start_response(_STATUS_LINES[status], [*_headers(status), ("Content-Length", str(len(body)))])
         return [body]
 

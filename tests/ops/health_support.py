@@ -1,4 +1,4 @@
-"""Shared by the health check and probe tests: every test starts and ends with no cached result.
+"""Shared by the health check and probe tests.
 
 Import ``fresh_health_state`` into a test module to apply it to every test there.
 """
@@ -6,6 +6,7 @@ Import ``fresh_health_state`` into a test module to apply it to every test there
 from __future__ import annotations
 
 import pytest
+import redis
 
 from apps.ops import health, shutdown
 
@@ -17,3 +18,18 @@ def fresh_health_state():
     yield
     health.reset()
     shutdown.reset()
+
+
+class RedisCommandCounter:
+    """Reads a Redis server's per-command call counts over one connection (so connecting is not counted)."""
+
+    def __init__(self, port: int) -> None:
+        self.client = redis.Redis(port=port)
+        self.client.ping()
+
+    def calls(self) -> dict[str, int]:
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
+
+    def pings(self) -> int:
+        return self.calls().get("ping", 0)

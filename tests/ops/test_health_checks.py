@@ -9,7 +9,10 @@ import time
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.db.migrations.recorder import MigrationRecorder
 
+from apps.ops import shutdown
+from apps.ops.breakers import breaker_status, get_breaker
 from apps.ops.health import CheckFailed, CheckWarning, HealthCheck, Observation, Status
 from apps.ops.health.checks import (
     CacheCheck,
@@ -22,8 +25,9 @@ from apps.ops.health.checks import (
 )
 from apps.ops.health.config import configured_checks, readiness_checks
 from apps.ops.health.runner import run_checks
+from apps.ops.metrics.definitions import HEALTH_CHECK_DURATION, HEALTH_CHECK_STATUS
 from tests.ops.breaker_support import fresh_breakers, trip  # noqa: F401  (fresh_breakers: a fixture)
-from tests.ops.health_support import fresh_health_state  # noqa: F401  (autouse)
+from tests.ops.health_support import RedisCommandCounter, fresh_health_state  # noqa: F401  (autouse)
 from tests.servers import wait_until
 
 
@@ -266,8 +270,6 @@ def test_a_critical_failure_fails_the_report():
 
 
 def test_results_set_the_status_and_duration_gauges():
-    from apps.ops.metrics.definitions import HEALTH_CHECK_DURATION, HEALTH_CHECK_STATUS
-
     def sample(metric, check_key):
         for family in metric.collect():
             for item in family.samples:
@@ -392,17 +394,11 @@ def test_database_check_is_bounded_by_a_statement_timeout():
 
 
 def test_cache_check_pings_redis_once(redis_server):
-    import redis
-
-    client = redis.Redis(port=redis_server.port)
-
-    def pings() -> int:
-        return int(client.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
-
-    before = pings()
+    counter = RedisCommandCounter(redis_server.port)
+    before = counter.pings()
     [check] = CacheCheck.build()
     assert check.run() is None
-    assert pings() == before + 1
+    assert counter.pings() == before + 1
 
 
 def passes(check) -> bool:
@@ -460,8 +456,6 @@ def test_cache_check_uses_a_set_and_get_on_a_local_memory_cache(settings):
 
 @pytest.mark.django_db
 def test_migrations_check_fails_on_an_unapplied_migration():
-    from django.db.migrations.recorder import MigrationRecorder
-
     MigrationRecorder.Migration.objects.filter(app="subscribers", name="0001_initial").delete()
     [check] = MigrationsCheck.build()
     with pytest.raises(CheckFailed, match=r"unapplied migration\(s\): subscribers\.0001_initial") as raised:
@@ -471,8 +465,6 @@ def test_migrations_check_fails_on_an_unapplied_migration():
 
 @pytest.mark.django_db
 def test_migrations_check_remembers_that_all_migrations_are_applied(django_assert_num_queries):
-    from django.db.migrations.recorder import MigrationRecorder
-
     [check] = MigrationsCheck.build()
     assert check.run() == Observation(0, "unapplied migrations")
     MigrationRecorder.Migration.objects.filter(app="subscribers").delete()
@@ -487,8 +479,6 @@ def test_migrations_check_remembers_that_all_migrations_are_applied(django_asser
 
 
 def test_shutdown_check_fails_while_draining_and_runs_uncached():
-    from apps.ops import shutdown
-
     [check] = ShutdownCheck.build()
     check.name = "shutdown"
     assert run_checks([check]).status is Status.PASS
@@ -507,8 +497,6 @@ def test_shutdown_check_fails_while_draining_and_runs_uncached():
 @pytest.mark.django_db
 @pytest.mark.usefixtures("fresh_breakers")
 def test_circuit_breakers_check_passes_while_every_breaker_is_closed():
-    from apps.ops.breakers import get_breaker
-
     get_breaker("sms-gateway")
     [check] = CircuitBreakersCheck.build()
     assert check.critical is False
@@ -518,8 +506,6 @@ def test_circuit_breakers_check_passes_while_every_breaker_is_closed():
 @pytest.mark.django_db
 @pytest.mark.usefixtures("fresh_breakers")
 def test_circuit_breakers_check_warns_about_an_open_breaker():
-    from apps.ops.breakers import breaker_status
-
     trip("billing-api")
     assert breaker_status("billing-api").state == "open"
     [check] = CircuitBreakersCheck.build()

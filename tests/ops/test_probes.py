@@ -17,17 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
-import redis
 from django.db.backends.signals import connection_created
 
 from apps.ops import shutdown
 from apps.ops.health.runner import reset as reset_cached_results
 from apps.ops.probes import with_wsgi_liveness
 from dotmac.settings.env import cache_from_url
+from dotmac.wsgi import application
 from tests.gunicorn import GunicornServer
 from tests.ops.breaker_support import fresh_breakers, trip  # noqa: F401  (fresh_breakers: a fixture)
-from tests.ops.health_support import fresh_health_state  # noqa: F401  (autouse)
+from tests.ops.health_support import RedisCommandCounter, fresh_health_state  # noqa: F401  (autouse)
 from tests.servers import PostgresServer, RedisServer, free_port, wait_until
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -39,21 +40,6 @@ KUBELET_TIMEOUT = 2.0  # the probes' timeoutSeconds: a slower answer is a failed
 
 def body(response) -> dict:
     return json.loads(response.content)
-
-
-class RedisCommandCounter:
-    """Reads a Redis server's per-command call counts over one connection (so connecting is not counted)."""
-
-    def __init__(self, port: int) -> None:
-        self.client = redis.Redis(port=port)
-        self.client.ping()
-
-    def calls(self) -> dict[str, int]:
-        stats = self.client.info("commandstats")
-        return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
-
-    def pings(self) -> int:
-        return self.calls().get("ping", 0)
 
 
 @pytest.fixture
@@ -136,8 +122,6 @@ def test_the_wsgi_handler_answers_live_without_running_the_application():
 
 
 def test_the_project_wsgi_application_answers_live_in_front_of_django():
-    from dotmac.wsgi import application
-
     # No django_db mark: pytest-django refuses any database access, so this also proves none.
     status, _headers, content = _call_wsgi(application, "/live", HTTP_HOST="10.1.2.3:8000")
     assert status == "200 OK"
@@ -376,8 +360,6 @@ def test_health_command_prints_the_report_and_exits_0_when_ready(server_env):
 
 @pytest.mark.django_db
 def test_health_command_exits_1_when_a_critical_check_fails(server_env, postgres_server):
-    import psycopg
-
     with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS never_migrated")
         conn.execute("CREATE DATABASE never_migrated")
@@ -568,8 +550,6 @@ def test_ready_warns_and_pages_answer_503_fast_while_postgresql_is_stopped(own_p
 def test_concurrent_ready_requests_cost_one_round_trip_per_dependency_per_process(
     own_postgres, own_postgres_env
 ):
-    import psycopg
-
     redis_server = RedisServer().start()
     # A TTL longer than the burst can take, so "within one TTL" holds on a slow machine too.
     env = {**own_postgres_env, "REDIS_URL": redis_server.url, "HEALTH_CACHE_TTL": "30"}

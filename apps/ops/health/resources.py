@@ -15,8 +15,11 @@ _NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "lustre", "gpfs", "afs", "davfs"}
 )
 _MOUNTINFO = "/proc/self/mountinfo"
-# cgroup v1 reports "no limit" as a number near 2**63.
-_UNLIMITED_BYTES = 2**60
+# Per cgroup version: controller directory, limit, usage, reclaimable page cache (in memory.stat).
+_CGROUP_FILES = (
+    (None, "memory.max", "memory.current", "inactive_file", "cgroup v2"),
+    ("memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", "cgroup v1"),
+)
 
 
 @lru_cache(maxsize=64)
@@ -135,9 +138,14 @@ class MemoryCheck(HealthCheck):
             if rest.strip():
                 fields[name] = int(rest.split()[0]) * 1024
         host_total = fields["MemTotal"]
-        for read_cgroup in (self._cgroup_v2, self._cgroup_v1):
-            if (found := read_cgroup()) is not None and found[1] < host_total:
-                return found
+        for controller, limit_file, usage_file, reclaimable, source in _CGROUP_FILES:
+            for directory in self._own_cgroup_dirs(controller):
+                if (directory / limit_file).is_file():
+                    limit = (directory / limit_file).read_text().strip()
+                    if limit != "max" and int(limit) < host_total:  # else no limit (v1: a number near 2**63)
+                        usage = int((directory / usage_file).read_text())
+                        return max(0, usage - self._stat_field(directory, reclaimable)), int(limit), source
+                    break
         return host_total - fields.get("MemAvailable", fields.get("MemFree", 0)), host_total, "host"
 
     def _own_cgroup_dirs(self, controller: str | None) -> list[Path]:
@@ -165,23 +173,3 @@ class MemoryCheck(HealthCheck):
         except OSError:
             pass
         return 0
-
-    def _cgroup_v2(self) -> tuple[int, int, str] | None:
-        for directory in self._own_cgroup_dirs(None):
-            if (directory / "memory.max").is_file():
-                raw = (directory / "memory.max").read_text().strip()
-                if raw == "max":
-                    return None
-                current = int((directory / "memory.current").read_text())
-                return max(0, current - self._stat_field(directory, "inactive_file")), int(raw), "cgroup v2"
-        return None
-
-    def _cgroup_v1(self) -> tuple[int, int, str] | None:
-        for directory in self._own_cgroup_dirs("memory"):
-            if (directory / "memory.limit_in_bytes").is_file():
-                limit = int((directory / "memory.limit_in_bytes").read_text())
-                if limit >= _UNLIMITED_BYTES:
-                    return None
-                usage = int((directory / "memory.usage_in_bytes").read_text())
-                return max(0, usage - self._stat_field(directory, "total_inactive_file")), limit, "cgroup v1"
-        return None
