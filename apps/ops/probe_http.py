@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 WSGIApplication = Callable[[dict[str, Any], Callable[..., Callable[[bytes], object]]], Iterable[bytes]]
 
 # A probe request is a request line and a few headers; a token or a session cookie fits easily.
-MAX_HEAD_BYTES = 8192
-MAX_HEADERS = 100
+_MAX_HEAD_BYTES = 8192
+_MAX_HEADERS = 100
 # Bytes of an unexpected request body read (and dropped) before closing, so the close sends a FIN
 # rather than a reset that could destroy the response before the client read it.
 _MAX_DISCARD_BYTES = 65536
@@ -89,7 +89,7 @@ def _read_head(connection: socket.socket, deadline: float) -> tuple[bytes | None
     while True:
         buffer = buffer.lstrip(b"\r\n")  # empty lines before a request line are to be ignored
         end = _HEAD_END.search(buffer)
-        if (end.start() if end else len(buffer)) > MAX_HEAD_BYTES:
+        if (end.start() if end else len(buffer)) > _MAX_HEAD_BYTES:
             raise _Reject(431, "request head too large")
         if end is not None:
             return buffer[: end.start()], buffer[end.end() :]
@@ -128,7 +128,7 @@ def _parse(head: bytes) -> dict[str, Any]:
         path, query = target, b""
     else:
         raise _Reject(400, "malformed request target")
-    if len(lines) - 1 > MAX_HEADERS:
+    if len(lines) - 1 > _MAX_HEADERS:
         raise _Reject(431, "too many header fields")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method.decode(),

@@ -85,7 +85,7 @@ def close_listener() -> None:
 
 
 # This worker's server, once serve_in_background started it.
-_server: ProbeServer | None = None
+_server: _ProbeServer | None = None
 
 
 def serve_in_background(application: WSGIApplication) -> None:
@@ -95,7 +95,7 @@ def serve_in_background(application: WSGIApplication) -> None:
     """
     global _server
     if _listener is not None:
-        _server = ProbeServer(_listener, application)
+        _server = _ProbeServer(_listener, application)
         _server.start()
 
 
@@ -109,7 +109,7 @@ def stop_serving(timeout: float = 1.0) -> None:
         _server.stop(timeout)
 
 
-class ProbeServer:
+class _ProbeServer:
     """Accepts on ``listener`` and serves each connection in a thread of its own, at most
     ``MAX_CONNECTIONS`` at a time (one more is closed at once), each request within ``REQUEST_TIMEOUT``."""
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
 LIVE_PATHS = frozenset({"/live", "/live/"})
-READY_PATHS = frozenset({"/ready", "/ready/"})
-PROBE_PATHS = LIVE_PATHS | READY_PATHS | frozenset({"/health", "/health/"})
+_READY_PATHS = frozenset({"/ready", "/ready/"})
+PROBE_PATHS = LIVE_PATHS | _READY_PATHS | frozenset({"/health", "/health/"})
 ALLOWED_METHODS = ("GET", "HEAD")
 
 _STATUS_LINES = {200: "200 OK", 405: "405 Method Not Allowed"}
@@ -85,7 +85,7 @@ class ProbeMiddleware:
         elif path in LIVE_PATHS:
             status, body = 200, _LIVE_BODY
         else:
-            status, document = (self.ready_answer if path in READY_PATHS else self.health_answer)(request)
+            status, document = (self.ready_answer if path in _READY_PATHS else self.health_answer)(request)
             body = _encode(document)
         response = self.response_class(body, status=status, headers=_headers(status))
         # Django logs every 4xx/5xx response at ERROR ("Service Unavailable: /ready"), which would be

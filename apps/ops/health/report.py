@@ -78,7 +78,7 @@ def _check_entry(result: CheckResult, *, details: bool) -> dict[str, Any]:
     return {key: value for key, value in entry.items() if value is not None and value != ""}
 
 
-def process_uptime() -> float:
+def _process_uptime() -> float:
     """Seconds since this process started (from /proc on Linux, else since this module loaded)."""
     try:
         with open("/proc/self/stat") as stat_file:
@@ -107,7 +107,7 @@ def service_document(report: HealthReport, *, details: bool) -> dict[str, Any]:
     # shown to every caller.
     uptime = {
         "componentType": "system",
-        "observedValue": round(process_uptime(), 3),
+        "observedValue": round(_process_uptime(), 3),
         "observedUnit": "s",
         "status": Status.PASS.value,
         "time": _iso(datetime.now(UTC)),

@@ -23,7 +23,7 @@ _CGROUP_FILES = (
 
 
 @lru_cache(maxsize=64)
-def on_network_filesystem(path: str, mountinfo: str = _MOUNTINFO) -> bool:
+def _on_network_filesystem(path: str, mountinfo: str = _MOUNTINFO) -> bool:
     """Whether ``path`` lies on a network or FUSE filesystem (True when that cannot be told).
 
     Read once per path and process: mounts under a running container do not change.
@@ -61,7 +61,7 @@ class DiskCheck(HealthCheck):
         super().__init__(component_id=str(path))
         self.path = str(path)
         self.warn_free_percent = float(warn_free_percent)
-        self.blocking = on_network_filesystem(self.path, mountinfo)
+        self.blocking = _on_network_filesystem(self.path, mountinfo)
 
     @classmethod
     def build(
