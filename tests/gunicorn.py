@@ -8,6 +8,7 @@ it) stays with the suite: pass options, or subclass and override :meth:`Gunicorn
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal as signals
@@ -35,7 +36,7 @@ class GunicornServer:
         port: int | None = None,
         args: Sequence[str] = (),
         stop_signal: signals.Signals = signals.SIGTERM,
-        stop_timeout: float = 15,
+        stop_timeout: float = 45,
         popen_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.port = port or free_port()
@@ -44,7 +45,11 @@ class GunicornServer:
         self.args = list(args)
         self.stop_signal = stop_signal
         self.stop_timeout = stop_timeout
-        self.popen_kwargs = dict(popen_kwargs or {})
+        # A process group of its own, which stop() empties: a worker the master did not outlive (killed
+        # before its graceful timeout ran out) would otherwise stay behind, parented to init. Not a
+        # session of its own, which the kernel would schedule as a separate CPU group, changing how
+        # the load splits between the test's clients and the server.
+        self.popen_kwargs = {"process_group": 0, **(popen_kwargs or {})}
         self.process: subprocess.Popen | None = None
 
     # --- Life cycle ---------------------------------------------------------------------------
@@ -115,15 +120,21 @@ class GunicornServer:
         return self.process.returncode, time.monotonic()
 
     def stop(self) -> None:
-        """``stop_signal``, then wait up to ``stop_timeout`` s; SIGKILL if it is still running then."""
-        if not self.running:
+        """``stop_signal``, then wait up to ``stop_timeout`` s (longer than the server's graceful
+        timeout); SIGKILL if it is still running then, and SIGKILL to what is left of its group."""
+        if self.process is None:
             return
-        self.process.send_signal(self.stop_signal)
         try:
-            self.process.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            if self.running:
+                self.process.send_signal(self.stop_signal)
+                try:
+                    self.process.wait(timeout=self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=10)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signals.SIGKILL)
 
     # --- Logs ---------------------------------------------------------------------------------
 

@@ -37,14 +37,8 @@ TENANTS = ("alpha", "beta", "gamma")
 
 
 class Gunicorn(GunicornServer):
-    """The server under test, with its metrics directory; a quick stop (SIGQUIT) at the end.
-
-    Nothing it started outlives it. On SIGQUIT the master gives its workers up to
-    ``GUNICORN_GRACEFUL_TIMEOUT`` to exit, then kills them. Both that and the test's wait were 30 s,
-    so the test could kill the master first, and a worker that had not exited yet was left running,
-    parented to init. The master's timeout is now well below the test's wait, and whatever is left
-    of its process group after the master is gone is killed.
-    """
+    """The server under test, with its metrics directory; a quick stop (SIGQUIT) at the end, with a
+    graceful timeout well below the stop's wait, so the master always outlives its workers."""
 
     GRACEFUL_TIMEOUT = 5
 
@@ -56,19 +50,8 @@ class Gunicorn(GunicornServer):
             args=["--log-level", "info"],
             stop_signal=signal.SIGQUIT,  # quick stop; the drain is tested elsewhere
             stop_timeout=self.GRACEFUL_TIMEOUT + 25,
-            # A process group of its own, for stop(); not a session of its own, which the kernel would
-            # schedule as a separate CPU group, changing how the load splits between client and server.
-            popen_kwargs={"process_group": 0},
         )
         self.metrics_dir = Path(self.env["PROMETHEUS_MULTIPROC_DIR"])
-
-    def stop(self) -> None:
-        try:
-            super().stop()
-        finally:
-            if self.process is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
 
     def is_serving(self) -> bool:
         # HEAD, so that the GET counts the tests assert on start at zero.
