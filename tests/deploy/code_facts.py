@@ -56,16 +56,17 @@ def declared_label_names() -> dict[str, set[str]]:
     from prometheus_client.metrics import MetricWrapperBase
 
     from apps.ops.metrics import definitions
+    from apps.ops.metrics.prometheus_internals import declared_shape
 
     labels: dict[str, set[str]] = {}
     for value in vars(definitions).values():
         if not isinstance(value, MetricWrapperBase):
             continue
-        names = set(value._labelnames)
-        base = value._name
-        if value._type == "counter":
+        base, kind, label_names = declared_shape(value)
+        names = set(label_names)
+        if kind == "counter":
             labels[base + "_total"] = names
-        elif value._type == "histogram":
+        elif kind == "histogram":
             for suffix in ("_bucket", "_count", "_sum"):
                 labels[base + suffix] = names | ({"le"} if suffix == "_bucket" else set())
         else:

@@ -4,7 +4,8 @@ Private members used (a test pins the version; after an upgrade, check each agai
 
 - ``prometheus_client.values.ValueClass`` and ``values.MutexValue``: where values are kept;
 - ``prometheus_client.mmap_dict.MmapedDict`` (``read_all_values_from_file``, ``read_all_values``,
-  ``read_value``, ``write_value``, ``close``) and its file layout (an 8-byte header).
+  ``read_value``, ``write_value``, ``close``) and its file layout (an 8-byte header);
+- a metric object's ``_name``, ``_type`` and ``_labelnames`` (read by the deploy/ validators' tests).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import values
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.mmap_dict import MmapedDict
 
 WRITTEN_FOR = "prometheus_client==0.26.0"
@@ -60,3 +62,10 @@ class SamplesFile:
 
     def close(self) -> None:
         self._mmaped.close()
+
+
+def declared_shape(metric: MetricWrapperBase) -> tuple[str, str, tuple[str, ...]]:
+    """(name, type, label names) of a metric object, as declared."""
+    # describe() gives name and type but no label names, and a labelled metric without children
+    # collects no samples: the declaration is only in these attributes.
+    return metric._name, metric._type, tuple(metric._labelnames)
