@@ -1,7 +1,7 @@
 """Private members of pybreaker, gunicorn and prometheus_client are used in one adapter module per
 library, written for one version of it.
 
-The scan (AST) finds, in the project's code outside ``tests/``:
+The scan (AST) finds, in all of the project's code (tests included):
 - imports of a library's private modules or names (a leading underscore, or a module the library does
   not document, such as ``prometheus_client.mmap_dict``);
 - attribute accesses whose name is one of the library's private members (collected from the
@@ -29,7 +29,7 @@ import pytest
 
 from tests.servers import PROJECT_DIR
 
-SCANNED = ("apps", "dotmac", "deploy", "bench")
+SCANNED = ("apps", "dotmac", "deploy", "bench", "tests")
 GUNICORN_DOCUMENTED = {"log", "pid", "cfg", "age", "alive", "app", "num_workers"}
 GUNICORN_HOOK_ARGUMENTS = {"server", "arbiter", "worker"}
 
@@ -91,7 +91,11 @@ PRIVATE = {library.module: private_members(library) for library in LIBRARIES}
 
 
 def project_files() -> list[Path]:
-    return sorted(path for root in SCANNED for path in (PROJECT_DIR / root).rglob("*.py"))
+    """Every Python file of the project but this one (which reads the libraries to list their internals)."""
+    this = Path(__file__).resolve()
+    return sorted(
+        path for root in SCANNED for path in (PROJECT_DIR / root).rglob("*.py") if path.resolve() != this
+    )
 
 
 def _imported_library_names(tree: ast.AST) -> dict[str, str]:
