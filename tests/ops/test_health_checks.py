@@ -437,7 +437,7 @@ def test_cache_check_gives_up_after_the_socket_timeout_when_redis_is_frozen(own_
         began = time.monotonic()
         with pytest.raises(CheckFailed, match="unreachable"):
             check.run()  # known unreachable: answered without waiting on Redis again
-        assert time.monotonic() - began < 0.4  # less than one read timeout
+        assert time.monotonic() - began < 0.5  # less than the read timeout: Redis was not asked
     finally:
         own_redis.thaw()
     wait_until(lambda: passes(check), timeout=10, message="the cache check to pass again")
