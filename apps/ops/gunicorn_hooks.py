@@ -86,11 +86,20 @@ class ServerHooks:
             if callable(gunicorn_handler):
                 gunicorn_handler(signum, frame)
 
+        def on_quit(signum, frame) -> None:
+            # gunicorn's handler also shuts the request thread pool down, from the signal handler: that
+            # deadlocks when the signal interrupts the pool's submit() (CPython issue 121649), and the
+            # worker hangs until the master's SIGKILL. worker_exit ends the process, pool included.
+            self.worker_int(worker)
+            sys.exit(0)
+
         signal.signal(signal.SIGTERM, on_sigterm)
         signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn does: do not interrupt active requests
+        signal.signal(signal.SIGQUIT, on_quit)
+        signal.signal(signal.SIGINT, on_quit)
         if gunicorn.worker_told_to_stop(worker):  # SIGTERM arrived while the application was loading
             begin_stopping()
-        application = gunicorn.wrap_application(worker, _with_connection_closer)
+        application = gunicorn.close_connection_through(worker, CLOSE_CONNECTION_ENVIRON_KEY)
         prepare_worker(worker)
         # After the warm-up, so that the first probe pays for no import; it serves until worker_exit.
         probe_listener.serve_in_background(application)
@@ -114,32 +123,16 @@ class ServerHooks:
         finish_process()
         # gunicorn calls this hook while its SystemExit propagates. With the connections closed and
         # the logs flushed, the teardown of a Django process (about 0.3 s) only delays the drain.
-        exiting = sys.exc_info()[1]
-        if (
-            gunicorn.worker_booted(worker)
-            and isinstance(exiting, SystemExit)
-            and isinstance(exiting.code, int | None)
-        ):
+        exiting, booted = sys.exc_info()[1], gunicorn.worker_booted(worker)
+        if booted and isinstance(exiting, SystemExit) and isinstance(exiting.code, int | None):
             os._exit(exiting.code or 0)
 
 
-def _with_connection_closer(app):
-    """The application, given a way to make gunicorn close the connection after its response."""
-
-    def application(environ, start_response):
-        if (close := gunicorn.connection_closer(start_response)) is not None:
-            environ[CLOSE_CONNECTION_ENVIRON_KEY] = close
-        return app(environ, start_response)
-
-    return application
-
-
 def prepare_worker(worker) -> None:
-    """Load now what first requests would (URL patterns, view modules, the migration files the
-    readiness check reads: 100 ms or more of a new worker's first requests, after every recycle too),
-    then freeze it all out of the garbage collector's walks: with the application loaded a full
-    collection walks about 70,000 objects, 70 ms on a small machine, for whichever request triggers
-    it, and what is loaded here lives as long as the worker."""
+    """Load what first requests would (URL patterns, views, the migration files /ready reads: 100 ms
+    or more of a new worker's first requests), then freeze it out of the garbage collector's walks
+    (with the application loaded, a full collection walks some 70,000 objects: 70 ms for whichever
+    request triggers it). What is loaded here lives as long as the worker."""
     from django.apps import apps
 
     if apps.ready:  # a Django application (the benchmark's bare WSGI ceiling is not one)

@@ -1,15 +1,7 @@
-"""Graceful shutdown of a server process: the drain.
-
-1. announcing: :func:`is_draining` is true (``/ready`` answers 503, so load balancers stop routing
-   here) while every request is still served, and responses close their connection (``state``);
-2. stopping: the process got SIGTERM; :class:`DrainMiddleware` refuses what still arrives with 503
-   before any view runs, requests in flight complete (``middleware``);
-3. exiting: the cleanup tasks run, each bounded in time (``cleanup``), and the process logs one
-   summary line (``summary``).
-
-Under gunicorn, ``master`` drives the phases from the master process (``apps.ops.gunicorn_hooks``
-installs it) and ``gunicorn_internals`` holds every use of gunicorn's internals. Nothing here imports
-Django at module level: the gunicorn master imports this package before it forks.
+"""Graceful shutdown of a server process, the drain: announced (``/ready`` 503, everything served),
+stopping (new requests refused with 503, those in flight finished), exiting (cleanup tasks, one
+summary line). Under gunicorn the master drives it (``master``); ``apps.ops.gunicorn_hooks`` wires
+it. Nothing here imports Django at module level: the gunicorn master imports this package.
 """
 
 from .cleanup import register_cleanup

@@ -23,11 +23,8 @@ class CleanupResult(NamedTuple):
 
 
 def register_cleanup(name: str, func: Callable[[], object], timeout: float = 2.0) -> None:
-    """Run ``func()`` when this process exits, for at most ``timeout`` seconds.
-
-    Tasks run newest first (like ``atexit``), so the built-in ones (database, Redis, then logs) run
-    after the application's. Registering a name again replaces its task and makes it the newest.
-    """
+    """Run ``func()`` when this process exits, for at most ``timeout`` seconds, newest task first (like
+    ``atexit``: the built-in ones run last). Registering a name again replaces its task."""
     if not name:
         raise ValueError("a cleanup task needs a name")
     if not callable(func):
@@ -57,16 +54,14 @@ def _run_bounded(name: str, func: Callable[[], object], timeout: float) -> Clean
     thread.start()
     thread.join(timeout)
     seconds = time.monotonic() - started
-    fields = {"cleanup_task": name}
     if thread.is_alive():
-        message = "cleanup task %s still running after %.1f s; abandoned"
-        logger.warning(message, name, timeout, extra={**fields, "cleanup_status": "timeout"})
+        extra = {"cleanup_task": name, "cleanup_status": "timeout"}
+        logger.warning("cleanup task %s still running after %.1f s; abandoned", name, timeout, extra=extra)
         return CleanupResult(name, "timeout", seconds)
     if raised:
-        error = raised[0]
-        extra = {**fields, "cleanup_status": "error"}
-        logger.error("cleanup task %s failed: %s", name, error, exc_info=error, extra=extra)
-        return CleanupResult(name, "error", seconds, f"{type(error).__name__}: {error}")
+        extra = {"cleanup_task": name, "cleanup_status": "error"}
+        logger.error("cleanup task %s failed: %s", name, raised[0], exc_info=raised[0], extra=extra)
+        return CleanupResult(name, "error", seconds, f"{type(raised[0]).__name__}: {raised[0]}")
     return CleanupResult(name, "ok", seconds)
 
 
@@ -75,8 +70,8 @@ def _run_bounded(name: str, func: Callable[[], object], timeout: float) -> Clean
 
 
 def close_database_connections() -> None:
-    """Close the pool of each database (every pooled connection of the process), or this thread's
-    connection (``DATABASE_POOL=false``: another thread's can only be closed by that thread)."""
+    """Close each database's pool (every pooled connection), or without one (``DATABASE_POOL=false``)
+    this thread's connection: another thread's can only be closed by that thread."""
     from django.apps import apps
 
     if not apps.ready:

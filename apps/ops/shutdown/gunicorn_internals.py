@@ -1,14 +1,16 @@
 """Every use of gunicorn's internals in the project.
 
 gunicorn's public extension points are its settings and server hooks, whose documentation shows
-``server.log``, ``worker.log`` and ``worker.pid`` and nothing else of the objects the hooks get. Used
-here only, each with the reason no public way exists:
+``server.log``, ``worker.log`` and ``worker.pid`` of the objects the hooks get, nothing else. The
+master has no hook for SIGTERM (its main loop calls ``handle_<signal>()`` on the Arbiter), a worker
+none for SIGTERM nor for its loaded application, and ``access_log_format`` escapes no value (no JSON).
+Used here only:
 
 - ``Arbiter``: ``handle_term`` (replaced), ``wait_for_signals``, ``handle_quit``, ``handle_usr1``,
   ``reap_workers``, ``murder_workers``, ``manage_workers``, ``kill_workers``, ``WORKERS``,
   ``LISTENERS`` and their ``sock``, ``master_pid``, ``reexec_pid``, ``systemd``,
   ``cfg.graceful_timeout``, ``cfg.reuse_port``; ``gunicorn.sock.close_sockets``;
-- ``Worker``: ``alive``, ``booted``, ``wsgi``; the response behind ``start_response``: ``force_close``;
+- ``Worker``: ``alive``, ``booted``, ``wsgi`` (wrapped); ``start_response.__self__.force_close``;
 - ``gunicorn.glogging.Logger``: ``access`` (overridden), ``access_log_enabled``, ``access_log``, and
   the response's ``status``, ``headers``, ``sent``; ``gunicorn.util.parse_address``.
 """
@@ -25,53 +27,42 @@ from gunicorn import sock
 from gunicorn.glogging import Logger
 from gunicorn.util import parse_address
 
-# tests/ops/test_shutdown_state.py fails first when another version is installed.
-WRITTEN_FOR = "gunicorn==27.0.1"
+WRITTEN_FOR = "gunicorn==27.0.1"  # tests/ops/test_shutdown_state.py fails first on another version
 
 
 class Master:
-    """The gunicorn master (its ``Arbiter``) as the drain drives it. No hook runs on the master's
-    SIGTERM, and the drain must do what the main loop does between signals, with its means."""
+    """The gunicorn master (its ``Arbiter``), driven by the drain as its main loop would drive it."""
 
     def __init__(self, arbiter) -> None:
         self.arbiter = arbiter
         self.log = arbiter.log
+        self.wait_for_signals = arbiter.wait_for_signals  # the signal handlers only queue the signals
+        self.stop_now = arbiter.handle_quit  # gunicorn's SIGQUIT: quick stop, raises StopIteration
+        self.reopen_log_files = arbiter.handle_usr1  # gunicorn's SIGUSR1, forwarded to the workers
+        self.reap_workers = arbiter.reap_workers  # runs the child_exit hook for each
+        self.signal_workers = arbiter.kill_workers  # forgets the workers already gone
 
     def handle_sigterm_with(self, handler: Callable[[], None]) -> None:
-        self.arbiter.handle_term = handler  # the main loop calls handle_<signal>() on the instance
-
-    def wait_for_signals(self, timeout: float) -> list[int]:
-        return self.arbiter.wait_for_signals(timeout=timeout)  # its signal handlers only queue them
-
-    def stop_now(self) -> None:
-        self.arbiter.handle_quit()  # gunicorn's SIGQUIT: SIGQUIT to the workers, exit (StopIteration)
-
-    def reopen_log_files(self) -> None:
-        self.arbiter.handle_usr1()  # gunicorn's SIGUSR1, forwarded to the workers
+        self.arbiter.handle_term = handler
 
     def keep_workers(self) -> None:
+        """What the main loop does between signals: reap, kill the hung (heartbeat), replace the dead."""
         self.arbiter.reap_workers()
-        self.arbiter.murder_workers()  # heartbeat timeouts
-        self.arbiter.manage_workers()  # replace the dead
-
-    def reap_workers(self) -> None:
-        self.arbiter.reap_workers()  # runs the child_exit hook for each
+        self.arbiter.murder_workers()
+        self.arbiter.manage_workers()
 
     def worker_pids(self) -> list[int]:
         return sorted(self.arbiter.WORKERS)
 
-    def signal_workers(self, sig: int) -> None:
-        self.arbiter.kill_workers(sig)  # forgets a worker already gone, as the main loop does
-
-    def graceful_timeout(self) -> float:
-        return self.arbiter.cfg.graceful_timeout  # after command-line and environment overrides
+    def graceful_timeout(self) -> int:
+        return self.arbiter.cfg.graceful_timeout  # with the command line's and environment's overrides
 
     def is_reexecuted(self) -> bool:
         return bool(self.arbiter.master_pid)  # started by the USR2 of a master still running
 
     def owns_listeners(self) -> bool:
-        """Not when they are shared with a re-executed master (USR2), systemd or SO_REUSEPORT peers
-        (the test gunicorn's stop() makes before unlinking them)."""
+        """False while they are shared: with a re-executed master (USR2), systemd or SO_REUSEPORT peers
+        (the test of gunicorn's own stop() before unlinking them)."""
         a = self.arbiter
         return a.reexec_pid == a.master_pid == 0 and not a.systemd and not a.cfg.reuse_port
 
@@ -79,18 +70,15 @@ class Master:
         return [listener.sock for listener in self.arbiter.LISTENERS]
 
     def close_listeners(self) -> None:
-        # As gunicorn's own stop() does, which then finds nothing left to close.
+        """As gunicorn's own stop() does, which then finds none left to close."""
         sock.close_sockets(self.arbiter.LISTENERS, unlink=self.owns_listeners())
         self.arbiter.LISTENERS = []
 
 
 def bind_host(bind: str) -> str | None:
-    """The host of a ``bind`` address; None for a Unix socket or ``fd://`` (gunicorn's own parser)."""
+    """The host of a ``bind`` address (gunicorn's parser of its syntax); None for ``unix:``, ``fd://``."""
     address = parse_address(bind)
     return address[0] if isinstance(address, tuple) else None
-
-
-# --- Worker: there is no hook for its SIGTERM, nor a setting that hands the loaded application over.
 
 
 def worker_told_to_stop(worker) -> bool:
@@ -101,22 +89,23 @@ def worker_booted(worker) -> bool:
     return worker.booted  # the application loaded and post_worker_init ran
 
 
-def wrap_application(worker, wrap: Callable) -> Callable:
-    """Replace the worker's WSGI application by ``wrap(application)``; the new one."""
-    worker.wsgi = wrap(worker.wsgi)
-    return worker.wsgi
+def close_connection_through(worker, environ_key: str) -> Callable:
+    """Wrap the worker's WSGI application so that calling ``environ[environ_key]`` makes gunicorn close
+    the connection after the response (it drops an application's ``Connection`` header, as PEP 3333
+    asks; its ``start_response`` is a method of the response, which has ``force_close``). No hook
+    hands the loaded application over. The wrapped application."""
+    wrapped = worker.wsgi
 
+    def application(environ, start_response):
+        environ[environ_key] = start_response.__self__.force_close
+        return wrapped(environ, start_response)
 
-def connection_closer(start_response) -> Callable[[], None] | None:
-    """What makes gunicorn close the connection after this response (None under another server):
-    PEP 3333 forbids a ``Connection`` header from the application, so gunicorn drops it."""
-    return getattr(getattr(start_response, "__self__", None), "force_close", None)
+    worker.wsgi = application
+    return application
 
 
 class JsonAccessLogger(Logger):
-    """gunicorn's logger with one JSON object per access-log line (the query string is left out).
-
-    ``access_log_format`` cannot produce JSON (it escapes no value): ``access`` is overridden."""
+    """gunicorn's logger with one JSON object per access-log line (the query string is left out)."""
 
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled:

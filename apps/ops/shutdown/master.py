@@ -1,17 +1,12 @@
 """The gunicorn master's SIGTERM: announce, close the door, wait for the workers, kill the late ones.
 
 gunicorn's own SIGTERM closes the listeners at once, resetting the connections in their accept queue.
-:class:`MasterDrain` replaces it:
-
-1. announce: ``is_draining()`` turns true in every worker (``/ready`` 503, so load balancers stop
-   routing here) while all traffic is served, for ``delay`` seconds;
-2. close the door: the TCP listeners stop completing handshakes, the workers accept what is already
-   queued, the listeners close, the workers get SIGTERM (they refuse new requests, finish the others);
-3. the master exits as soon as the last worker is gone, at the graceful timeout at the latest: late
-   workers get SIGABRT (they log the requests they were serving), then SIGKILL.
-
-A second SIGTERM or a SIGINT is logged and changes nothing; SIGQUIT stops at once; SIGUSR1 reopens
-the log files.
+:class:`MasterDrain` replaces it. For ``delay`` seconds ``is_draining()`` is true in every worker
+(``/ready`` 503, so load balancers stop routing here) while all traffic is served; then the TCP
+listeners stop completing handshakes, the workers accept what is already queued, the listeners close
+and the workers get SIGTERM (they refuse new requests, finish the others). The master exits as soon as
+the last one is gone; at the graceful timeout late workers get SIGABRT (they log the requests they
+were serving), then SIGKILL. A second SIGTERM or a SIGINT changes nothing; SIGQUIT stops at once.
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ from .state import announce
 
 ABORT_GRACE_SECONDS = 1.0  # for a worker killed at the deadline to log, between SIGABRT and SIGKILL
 ACCEPT_QUEUE_WAIT_SECONDS = 1.0  # at most, for the workers to accept the connections already queued
-SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+SO_ATTACH_FILTER = 26  # Linux's; Python's socket module does not name it
 
 
 class MasterDrain:

@@ -14,10 +14,9 @@ REFUSAL_MESSAGE = "The server is restarting; retry the request."
 
 
 class DrainMiddleware:
-    """A request reaching a stopping process gets 503, ``Retry-After`` and ``Connection: close``:
-    nothing of it ran, so the client may safely retry it elsewhere, a POST included. While the server
-    announces its drain, responses close their connection too (clients reconnect through their load
-    balancer)."""
+    """A request reaching a stopping process gets 503, ``Retry-After`` and ``Connection: close``: nothing
+    of it ran, so the client may retry it elsewhere, a POST too. While the drain is announced, responses
+    close their connection (clients reconnect through their load balancer)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response

@@ -13,7 +13,6 @@ from typing import NamedTuple
 # worker, one booted during the announce phase too, sees the announce at once for the price of a byte
 # read per request (no file to stat).
 _shared_flag: mmap.mmap | None = None
-_announced_here = False  # announced without a master (runserver, tests)
 _stopping_since: float | None = None  # time.monotonic() when this process got SIGTERM
 
 
@@ -30,26 +29,21 @@ _counts_lock = threading.Lock()
 
 
 def create_shared_state() -> None:
-    """Create the drain flag shared with the workers; call in the master before any fork."""
+    """Create the drain flag; in the gunicorn master before any fork, so that the workers share it."""
     global _shared_flag
     if _shared_flag is None:
         _shared_flag = mmap.mmap(-1, mmap.PAGESIZE)
 
 
 def announce() -> None:
-    """Every process sharing the state reports draining from now on (while still serving)."""
-    global _announced_here
-    if _shared_flag is not None:
-        _shared_flag[0] = 1
-    else:
-        _announced_here = True
+    """Every process sharing the flag reports draining from now on (while still serving)."""
+    create_shared_state()
+    _shared_flag[0] = 1
 
 
 def is_draining() -> bool:
     """True once the server announced its drain (``/ready`` answers 503) or this process stops."""
-    return (
-        _stopping_since is not None or _announced_here or (_shared_flag is not None and _shared_flag[0] != 0)
-    )
+    return _stopping_since is not None or (_shared_flag is not None and _shared_flag[0] != 0)
 
 
 def begin_stopping() -> None:
@@ -90,10 +84,9 @@ def in_flight_requests() -> list[InFlightRequest]:
 
 def reset() -> None:
     """Back to serving, counts at zero (for tests; a server process never goes back)."""
-    global _announced_here, _stopping_since
+    global _stopping_since
     if _shared_flag is not None:
         _shared_flag[0] = 0
-    _announced_here = False
     _stopping_since = None
     _in_flight.clear()
     counts.clear()
