@@ -90,14 +90,15 @@ def worker_booted(worker) -> bool:
 
 
 def close_connection_through(worker, environ_key: str) -> Callable:
-    """Wrap the worker's WSGI application so that calling ``environ[environ_key]`` makes gunicorn close
-    the connection after the response (it drops an application's ``Connection`` header, as PEP 3333
-    asks; its ``start_response`` is a method of the response, which has ``force_close``). No hook
-    hands the loaded application over. The wrapped application."""
+    """Wrap the worker's WSGI application (no hook hands it over) so that calling
+    ``environ[environ_key]`` makes gunicorn close the connection after the response: it drops an
+    application's ``Connection`` header, as PEP 3333 asks, and its ``start_response`` is a method of
+    the response, which has ``force_close``. Not under another caller (the probe listener's)."""
     wrapped = worker.wsgi
 
     def application(environ, start_response):
-        environ[environ_key] = start_response.__self__.force_close
+        if (close := getattr(getattr(start_response, "__self__", None), "force_close", None)) is not None:
+            environ[environ_key] = close
         return wrapped(environ, start_response)
 
     worker.wsgi = application
