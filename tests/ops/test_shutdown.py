@@ -431,11 +431,13 @@ def test_stopping_the_old_master_after_an_upgrade_keeps_the_new_one_serving(star
         assert set(during) <= {"200", "drain refusal"}, during
         after = Counter(request(server.port, "/", timeout=5).status for _ in range(20))
         assert after == Counter({200: 20}), after  # the new master's workers answer, on the same port
-    finally:
+    finally:  # the new master is not the test's child: it must not outlive the test either
         os.kill(new_master, signal.SIGQUIT)
-        wait_until(
-            lambda: not Path(f"/proc/{new_master}").exists(), timeout=15, message="the new master to stop"
-        )
+        try:
+            wait_until(lambda: not Path(f"/proc/{new_master}").exists(), timeout=30, message="the new master")
+        except TimeoutError:
+            os.kill(new_master, signal.SIGKILL)
+            raise
 
 
 # --- Under load -------------------------------------------------------------------------------
