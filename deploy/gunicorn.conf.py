@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from apps.ops.gunicorn_hooks import ServerHooks, prepare_worker, probe_address
+from apps.ops.gunicorn_hooks import ServerHooks, probe_address
 
 
 def _env(name: str, default: str) -> str:
@@ -83,5 +83,3 @@ post_worker_init = _hooks.post_worker_init
 worker_int = _hooks.worker_int
 worker_abort = _hooks.worker_abort
 worker_exit = _hooks.worker_exit
-# tests/deploy/test_gunicorn_worker_start.py reads it here.
-_prepare_worker = prepare_worker

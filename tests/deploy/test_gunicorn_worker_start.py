@@ -1,4 +1,5 @@
-"""What ``deploy/gunicorn.conf.py`` does in a worker before its first request (``post_worker_init``).
+"""What a worker does before its first request (``post_worker_init`` of ``deploy/gunicorn.conf.py``,
+``apps.ops.gunicorn_hooks.prepare_worker``).
 
 Run in a fresh interpreter each: freezing the garbage collector's objects is for the life of a
 process, and the imports it checks must not have happened already.
@@ -16,7 +17,8 @@ from tests.servers import subprocess_env
 _WORKER_START = """
 import gc, json, logging, runpy, sys
 {setup}
-hooks = runpy.run_path("deploy/gunicorn.conf.py")
+runpy.run_path("deploy/gunicorn.conf.py")
+from apps.ops.gunicorn_hooks import prepare_worker
 class Worker:
     log = logging.getLogger("worker")
 before = {{
@@ -24,7 +26,7 @@ before = {{
     "migrations": "apps.ops.migrations.0001_breakers" in sys.modules,
     "frozen": gc.get_freeze_count(),
 }}
-hooks["_prepare_worker"](Worker())
+prepare_worker(Worker())
 print(json.dumps({{
     "before": before,
     "urls": "dotmac.urls" in sys.modules,
