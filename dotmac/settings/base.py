@@ -197,12 +197,12 @@ HEALTH_MEMORY_WARN_PERCENT = env_float("HEALTH_MEMORY_WARN_PERCENT", 90.0)
 HEALTH_CHECKS = {
     "shutdown": {"class": "apps.ops.health.checks.ShutdownCheck"},
     "database": {"class": "apps.ops.health.checks.DatabaseCheck"},
-    "cache": {"class": "apps.ops.health.checks.CacheCheck"},  # critical when REDIS_URL is set
+    "cache": {"class": "apps.ops.health.checks.CacheCheck"},
     "migrations": {"class": "apps.ops.health.checks.MigrationsCheck"},
-    # Never critical: one external API's outage must not take every pod out of service.
-    "circuit_breakers": {"class": "apps.ops.health.checks.CircuitBreakersCheck", "critical": False},
-    "disk": {"class": "apps.ops.health.checks.DiskCheck", "critical": False},
-    "memory": {"class": "apps.ops.health.checks.MemoryCheck", "critical": False},
+    # Each class declares whether it is critical; only "shutdown" and "migrations" are (docs/ARCHITECTURE.md).
+    "circuit_breakers": {"class": "apps.ops.health.checks.CircuitBreakersCheck"},
+    "disk": {"class": "apps.ops.health.checks.DiskCheck"},
+    "memory": {"class": "apps.ops.health.checks.MemoryCheck"},
 }
 HEALTH_READY_CHECKS = list(HEALTH_CHECKS)
 
