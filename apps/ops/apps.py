@@ -7,6 +7,8 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
+        # Imported here: Django imports this module while it builds the app registry, before models
+        # (and what imports them) can be loaded.
         from django.db.models.signals import post_delete, post_save
 
         from . import metrics
