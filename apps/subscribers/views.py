@@ -13,7 +13,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -67,9 +66,7 @@ def subscriber_list(request):
 @require_http_methods(["GET", "HEAD", "POST"])
 def subscriber_create(request):
     form = SubscriberForm(request.POST or None, tenant=request.tenant)
-    if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            subscriber = form.save()
+    if request.method == "POST" and form.is_valid() and (subscriber := form.save_unless_duplicate()):
         record_subscriber_created()  # after the commit: only subscribers that exist are counted
         logger.info("subscriber created", extra={"subscriber_id": subscriber.pk})
         messages.success(request, f"Subscriber {subscriber.name} created.")
@@ -89,8 +86,7 @@ def subscriber_detail(request, pk: int):
 def subscriber_edit(request, pk: int):
     subscriber = _subscriber_or_404(request, pk)
     form = SubscriberForm(request.POST or None, instance=subscriber, tenant=request.tenant)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    if request.method == "POST" and form.is_valid() and form.save_unless_duplicate():
         messages.success(request, "Changes saved.")
         return redirect("subscribers:detail", pk=subscriber.pk)
     return render(request, "subscribers/form.html", {"form": form, "title": f"Edit {subscriber.name}"})
