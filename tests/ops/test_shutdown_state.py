@@ -1,9 +1,8 @@
 """Drain state, cleanup tasks, exit summary and drain middleware, in one process (the real server:
-test_shutdown.py); the gunicorn version the adapter to its internals was written for."""
+test_shutdown.py)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import threading
@@ -16,7 +15,7 @@ from django.core.cache import cache
 from django.db import connection
 
 from apps.ops import shutdown
-from apps.ops.shutdown import cleanup, gunicorn_internals, state
+from apps.ops.shutdown import cleanup, state
 from apps.ops.shutdown.middleware import CLOSE_CONNECTION_ENVIRON_KEY, DrainMiddleware
 from apps.ops.shutdown.summary import finish_process, log_requests_killed
 
@@ -28,10 +27,6 @@ def _serving_again():
     yield
     shutdown.reset()
     cleanup.reset()
-
-
-def test_gunicorn_is_the_version_its_internals_adapter_was_written_for():
-    assert f"gunicorn=={importlib.metadata.version('gunicorn')}" == gunicorn_internals.WRITTEN_FOR
 
 
 # --- Cleanup registry ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from gunicorn import sock
 from gunicorn.glogging import Logger
 from gunicorn.util import parse_address
 
-WRITTEN_FOR = "gunicorn==27.0.1"  # tests/ops/test_shutdown_state.py fails first on another version
+WRITTEN_FOR = "gunicorn==27.0.1"  # tests/test_library_internals.py fails first on another version
 
 
 class Master:
