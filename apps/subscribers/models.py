@@ -23,6 +23,13 @@ class ServicePlan(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.download_mbps}/{self.upload_mbps} Mbps)"
 
+    def clean(self) -> None:
+        # The admin can change a plan's tenant; its subscribers would be left on another tenant's plan.
+        if self.pk and self.tenant_id and self.subscribers.exclude(tenant_id=self.tenant_id).exists():
+            raise ValidationError(
+                {"tenant": "Subscribers of another tenant are on this plan: it cannot move to this tenant."}
+            )
+
 
 class Subscriber(models.Model):
     class Status(models.TextChoices):

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from apps.subscribers.models import Subscriber
+from apps.subscribers.models import ServicePlan, Subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -212,6 +212,43 @@ def test_admin_rejects_a_plan_of_another_tenant(client, world, django_user_model
     assert response.status_code == 200
     assert "belongs to another tenant" in response.content.decode()
     assert _snapshot() == before
+
+
+def test_admin_refuses_to_move_a_plan_with_subscribers_to_another_tenant(client, world, django_user_model):
+    root = django_user_model.objects.create_superuser(username="root", password="pw-123456")
+    client.force_login(root)
+    plan = world["acme_plan"]
+    before = _snapshot(), list(ServicePlan.objects.order_by("pk").values_list("pk", "tenant_id"))
+    response = client.post(
+        reverse("admin:subscribers_serviceplan_change", args=[plan.pk]),
+        {
+            "tenant": world["globex"].pk,
+            "name": plan.name,
+            "download_mbps": plan.download_mbps,
+            "upload_mbps": plan.upload_mbps,
+            "monthly_price": plan.monthly_price,
+        },
+    )
+    assert response.status_code == 200
+    assert "cannot move to this tenant" in response.content.decode()
+    assert (_snapshot(), list(ServicePlan.objects.order_by("pk").values_list("pk", "tenant_id"))) == before
+    # A plan nobody is on may move.
+    idle = ServicePlan.objects.create(
+        tenant=world["acme"], name="Idle", download_mbps=10, upload_mbps=1, monthly_price="1.00"
+    )
+    response = client.post(
+        reverse("admin:subscribers_serviceplan_change", args=[idle.pk]),
+        {
+            "tenant": world["globex"].pk,
+            "name": "Idle",
+            "download_mbps": 10,
+            "upload_mbps": 1,
+            "monthly_price": "1.00",
+        },
+    )
+    assert response.status_code == 302
+    idle.refresh_from_db()
+    assert idle.tenant == world["globex"]
 
 
 def test_seed_demo_is_idempotent(db):
