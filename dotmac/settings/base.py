@@ -71,6 +71,7 @@ MIDDLEWARE = [
     "apps.ops.metrics.middleware.RequestMetricsMiddleware",
     "apps.ops.shutdown.DrainMiddleware",
     "apps.ops.logging.RequestIdMiddleware",
+    "apps.ops.request_guard.RejectNulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
