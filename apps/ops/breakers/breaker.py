@@ -1,16 +1,6 @@
-"""One named circuit breaker: pybreaker's states, storage and listeners, without its lock around the call.
-
-pybreaker's ``CircuitBreaker.call`` holds a lock for the whole protected call, so calls through one
-breaker in a process run one at a time. :class:`Breaker` takes a lock only for a transition: the
-reads and writes that admit a call and record its outcome are each atomic in the storage, so
-threads of one process follow the same rules as separate processes do. Also deliberate:
-
-- A transition is an atomic swap in the shared storage: when several workers attempt the same one,
-  exactly one logs and counts it; the others, and any process noticing it later, adopt it silently.
-- The call that reaches the failure threshold re-raises its own error (it did reach the upstream);
-  only calls rejected by an open breaker raise :class:`CircuitOpenError`.
-- Only ``Exception`` counts as a failure (``SystemExit`` says nothing about the upstream).
-- A listener that raises is logged and never breaks a call.
+"""One named circuit breaker: pybreaker's states, storage and listeners, without pybreaker's lock around
+the protected call. docs/ARCHITECTURE.md ("No lock around the call", "Other deliberate differences from
+pybreaker", "Transitions and listeners") says what it does differently and why.
 """
 
 from __future__ import annotations
@@ -20,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import pybreaker
@@ -28,8 +19,8 @@ from apps.ops.metrics.definitions import CIRCUIT_BREAKER_CALLS
 
 from . import pybreaker_internals
 from .config import BreakerConfig
-from .listeners import IsolatedListener
-from .status import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, STATES, BreakerStatus
+from .listeners import IsolatedListener, TransitionReport
+from .status import STATE_CLOSED, STATE_CODES, STATE_HALF_OPEN, STATE_OPEN, BreakerStatus
 from .storage import ResilientStorage
 
 logger = logging.getLogger("apps.ops.breakers")
@@ -47,34 +38,24 @@ class CircuitOpenError(pybreaker.CircuitBreakerError):
 
 
 class Breaker(pybreaker.CircuitBreaker):
-    """A named breaker whose state lives in a :class:`ResilientStorage` (see the module doc)."""
+    """A named breaker whose state lives in a :class:`ResilientStorage`; its thresholds are those of
+    ``config``, which the registry replaces when staff change them."""
 
-    def __init__(
-        self,
-        name: str,
-        config: BreakerConfig,
-        storage: ResilientStorage,
-        listeners: tuple[pybreaker.CircuitBreakerListener, ...] = (),
-    ) -> None:
+    fail_max = property(attrgetter("config.fail_max"))
+    reset_timeout = property(attrgetter("config.reset_timeout"))
+    success_threshold = property(attrgetter("config.success_threshold"))
+    request_timeout = property(attrgetter("config.request_timeout"))
+
+    def __init__(self, name: str, config: BreakerConfig, storage: ResilientStorage) -> None:
         super().__init__(state_storage=storage, name=name, throw_new_error_on_trip=False)
+        self.config = config
         self.storage = storage
-        self.apply_config(config)
-        # Why the last transition made by this process happened (read by the logging listener).
+        # Why the last transition made by this process happened (read by the transition report).
         self.transition_reason = ""
         self._transitions = threading.RLock()  # held only while the state changes
         self._current = pybreaker_internals.new_state(self, STATE_CLOSED)  # follows the storage
         self._failing_call = threading.local()  # the error being recorded, for the trip reason
-        self.add_listeners(*listeners)
-
-    def apply_config(self, config: BreakerConfig) -> None:
-        self.config = config
-        self.fail_max = config.fail_max
-        self.reset_timeout = config.reset_timeout
-        self.success_threshold = config.success_threshold
-
-    @property
-    def request_timeout(self) -> float:
-        return self.config.request_timeout
+        self.add_listener(TransitionReport())
 
     def add_listener(self, listener: pybreaker.CircuitBreakerListener) -> None:
         super().add_listener(
@@ -98,7 +79,7 @@ class Breaker(pybreaker.CircuitBreaker):
 
     def _adopt(self, stored: str) -> None:
         """Take over a state another process set: no listeners, no log line, no counter resets."""
-        if stored not in STATES:
+        if stored not in STATE_CODES:
             logger.error(
                 "circuit breaker %s: unknown stored state %r, treating it as closed", self.name, stored
             )
@@ -116,7 +97,7 @@ class Breaker(pybreaker.CircuitBreaker):
                 self._adopt(new_state)
                 return
             old = self._current
-            if previous in STATES and previous != old.name:
+            if previous in STATE_CODES and previous != old.name:
                 old = pybreaker_internals.new_state(self, previous, previous=old)
             self.transition_reason = reason
             self._current = pybreaker_internals.new_state(self, new_state, previous=old, notify=True)
@@ -167,17 +148,7 @@ class Breaker(pybreaker.CircuitBreaker):
 
     @contextlib.contextmanager
     def _protected(self, func: Callable | None, args: tuple, kwargs: dict) -> Iterator[None]:
-        self._admit(func, args, kwargs)
-        try:
-            yield
-        except Exception as exc:
-            self._record_failure(exc)
-            raise
-        pybreaker_internals.record_success(self.state)
-        self._count("success")
-
-    def _admit(self, func: Callable | None, args: tuple, kwargs: dict) -> None:
-        """Let a call through, or raise CircuitOpenError (half-opens once the timeout is over)."""
+        """Rejects the call (CircuitOpenError) while open, half-opens once the timeout is over."""
         if self.state.name == STATE_OPEN:
             opened_at = self.storage.opened_at
             if opened_at is not None:
@@ -189,6 +160,13 @@ class Breaker(pybreaker.CircuitBreaker):
             self.half_open()
         for listener in self.listeners:
             listener.before_call(self, func, *args, **kwargs)
+        try:
+            yield
+        except Exception as exc:
+            self._record_failure(exc)
+            raise
+        pybreaker_internals.record_success(self.state)
+        self._count("success")
 
     def _record_failure(self, exc: Exception) -> None:
         system_error = self.is_system_error(exc)

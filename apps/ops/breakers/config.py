@@ -1,8 +1,5 @@
-"""Configuration of each named breaker: defaults, then ``settings.CIRCUIT_BREAKERS``, then the DB.
-
-The database overrides (edited by staff in the admin) are read with one query for all breakers and
-kept in process memory (see :class:`OverrideCache`): a breaker never waits for, nor stops working
-because of, its configuration store.
+"""Configuration of each named breaker: defaults, then ``settings.CIRCUIT_BREAKERS``, then the admin
+overrides, kept in process memory (:class:`OverrideCache`; docs/ARCHITECTURE.md, "Configuration").
 """
 
 from __future__ import annotations
@@ -121,12 +118,9 @@ def resolve(name: str, configured: Mapping[str, BreakerConfig], overrides: Overr
 
 
 class OverrideCache:
-    """The admin overrides of this process, re-read by a background thread once stale.
-
-    Everyone keeps using the values loaded meanwhile; only the first read of a process is waited
-    for, at most ``FIRST_READ_WAIT_SECONDS`` (settings and defaults apply if it takes longer). If
-    the database cannot be read, the last values stay. A read that finds a change replaces the
-    mapping (never modified), so callers tell a change by the identity of what :meth:`current` returns.
+    """The admin overrides of this process, re-read by a background thread once stale; only a process's
+    first read is waited for (at most ``FIRST_READ_WAIT_SECONDS``). A read that finds a change replaces
+    the mapping (never modified), so callers tell a change by the identity of what :meth:`current` returns.
     """
 
     def __init__(self) -> None:
@@ -202,12 +196,10 @@ os.register_at_fork(after_in_child=overrides.after_fork_in_child)
 
 
 def read_overrides_with(reader: Callable[[], dict[str, dict[str, Any]]]) -> None:
-    """Where the admin overrides come from (the ops app's ready(): this module never imports the
-    models, which import it)."""
+    """Where the admin overrides come from (set by the ops app: the models import this module)."""
     overrides.read_rows = reader
 
 
 def overrides_changed(**_signal: Any) -> None:
-    """Re-read the overrides now, in this thread (a receiver of the override model's saves and
-    deletes in this process)."""
+    """Re-read the overrides now, in this thread (receives the override model's saves and deletes)."""
     overrides.reload()

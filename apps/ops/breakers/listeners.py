@@ -1,7 +1,5 @@
-"""Listeners of every breaker: on a state change one log line and one transitions counter increment
-(only in the process that made the transition: across all workers and pods, once); and the wrapper
-that keeps a failing listener from breaking a call.
-"""
+"""Listeners of every breaker: the wrapper that keeps a failing listener from breaking a call, and the
+report of a transition (made only by the process that made it: once across all workers and pods)."""
 
 from __future__ import annotations
 
@@ -45,13 +43,14 @@ class IsolatedListener(pybreaker.CircuitBreakerListener):
     state_change = _isolated("state_change")
 
 
-class TransitionLogListener(pybreaker.CircuitBreakerListener):
-    """``circuit breaker provisioning: closed -> open (5 consecutive failures, last …)``."""
+class TransitionReport(pybreaker.CircuitBreakerListener):
+    """``circuit breaker provisioning: closed -> open (5 consecutive failures, last …)`` and
+    ``circuit_breaker_transitions_total{breaker, to}``."""
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
-        old = old_state.name if old_state is not None else "none"
+    def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+        old = old_state.name
         new = new_state.name
-        reason = getattr(cb, "transition_reason", "") or "unspecified"
+        reason = cb.transition_reason or "unspecified"
         logger.log(
             logging.WARNING if new == STATE_OPEN else logging.INFO,
             "circuit breaker %s: %s -> %s (%s)",
@@ -61,14 +60,4 @@ class TransitionLogListener(pybreaker.CircuitBreakerListener):
             reason,
             extra={"breaker": cb.name, "old_state": old, "new_state": new, "reason": reason},
         )
-
-
-class TransitionMetricsListener(pybreaker.CircuitBreakerListener):
-    """``circuit_breaker_transitions_total{breaker, to}``."""
-
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
-        CIRCUIT_BREAKER_TRANSITIONS.labels(breaker=cb.name, to=new_state.name).inc()
-
-
-def default_listeners() -> tuple[pybreaker.CircuitBreakerListener, ...]:
-    return (TransitionLogListener(), TransitionMetricsListener())
+        CIRCUIT_BREAKER_TRANSITIONS.labels(breaker=cb.name, to=new).inc()

@@ -1,14 +1,10 @@
-"""The one module that touches pybreaker's private members (written for the version below).
-
-Private members used, each where pybreaker offers no public way:
+"""The one module that touches pybreaker's private members (written for the version below; an upgrade
+fails tests/test_library_internals.py first). Private members used, each where pybreaker offers no
+public way:
 
 - ``CircuitBreaker._create_new_state`` — the state object for a state name;
 - ``CircuitBreakerState._handle_error`` and ``CircuitBreakerState._handle_success`` — pybreaker's
   rules for the outcome of a call (count, notify listeners, open or close at the thresholds).
-
-Everything else goes through pybreaker's public API: ``CircuitBreakerStorage`` (our storages),
-``CircuitBreakerListener`` (our listeners), the breaker's properties and listener methods.
-``tests/ops/test_breakers.py`` checks that the installed pybreaker is the version below.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The breakers of this process, created on first use, and the statuses of every known breaker.
 
-A breaker is *known* when it is configured (``settings.CIRCUIT_BREAKERS`` or an admin override), has
-been used in this process, or has been used by any process sharing the Redis (its name is in a
-Redis set). Status reads are batched: one round trip to Redis (a small Lua script) for all breakers.
-The settings are read once, on first use (and again after :meth:`BreakerRegistry.reset`).
+Known: configured (settings or an admin override), used in this process, or used by any process sharing
+the Redis (its name is in a Redis set). Settings are read once, on first use (again after ``reset``).
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from django.conf import settings
 from . import config
 from .breaker import Breaker
 from .config import BreakerConfig, Overrides
-from .listeners import default_listeners
 from .status import STATE_CLOSED, BreakerStatus, StoredState
 from .storage import (
     NAMES_KEY,
@@ -67,15 +64,6 @@ class _Settings:
     configured: Mapping[str, BreakerConfig]  # from CIRCUIT_BREAKERS
     refresh_seconds: float  # of the admin overrides
 
-    @classmethod
-    def read(cls) -> _Settings:
-        url = settings.REDIS_URL
-        return cls(
-            link=RedisLink(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT) if url else None,
-            configured=config.from_settings(settings.CIRCUIT_BREAKERS),
-            refresh_seconds=settings.CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS,
-        )
-
 
 class BreakerRegistry:
     def __init__(self) -> None:
@@ -83,10 +71,7 @@ class BreakerRegistry:
 
     def reset(self) -> None:
         """Forget this process's breakers and what was read from settings (their shared state stays).
-
-        Runs in a forked child: it must not inherit a lock held by another thread of its parent,
-        nor its sockets.
-        """
+        Runs in a forked child: no lock another thread of the parent may hold, none of its sockets."""
         self._mutex = threading.Lock()
         self._breakers: dict[str, Breaker] = {}
         self._settings: _Settings | None = None
@@ -94,13 +79,16 @@ class BreakerRegistry:
         self._status_script = None
 
     def _read_settings(self) -> _Settings:
-        read = self._settings
-        if read is None:
+        if self._settings is None:
             with self._mutex:
                 if self._settings is None:
-                    self._settings = _Settings.read()
-                read = self._settings
-        return read
+                    url = settings.REDIS_URL
+                    self._settings = _Settings(
+                        link=RedisLink(url, socket_timeout=settings.REDIS_SOCKET_TIMEOUT) if url else None,
+                        configured=config.from_settings(settings.CIRCUIT_BREAKERS),
+                        refresh_seconds=settings.CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS,
+                    )
+        return self._settings
 
     def _overrides(self) -> Overrides:
         return config.overrides.current(self._read_settings().refresh_seconds)
@@ -108,7 +96,6 @@ class BreakerRegistry:
     def _config(self, name: str, overrides: Overrides) -> BreakerConfig:
         return config.resolve(name, self._read_settings().configured, overrides)
 
-    # --- breakers ----------------------------------------------------------------------------------
     def get(self, name: str) -> Breaker:
         """The breaker called ``name``, created on first use, with the configuration in force."""
         overrides = self._overrides()
@@ -119,33 +106,14 @@ class BreakerRegistry:
                 breaker = self._breakers.get(name)
                 if breaker is None:
                     storage = ResilientStorage(name, self._read_settings().link)
-                    breaker = Breaker(name, self._config(name, overrides), storage, default_listeners())
+                    breaker = Breaker(name, self._config(name, overrides), storage)
                     self._breakers[name] = breaker
         if overrides is not self._configured_with:  # staff changed them: live breakers follow
             for live_name, live in list(self._breakers.items()):
-                live.apply_config(self._config(live_name, overrides))
+                live.config = self._config(live_name, overrides)
             self._configured_with = overrides
         return breaker
 
-    def is_known(self, name: str) -> bool:
-        """Whether ``name`` is a breaker anyone has configured or used (never creates one)."""
-        if not config.is_valid_name(name):
-            return False
-        if name in self._breakers or name in self._configured_names(self._overrides()):
-            return True
-        link = self._read_settings().link
-        if link is None:
-            return False
-        try:
-            return bool(link.run(lambda client: client.sismember(NAMES_KEY, name)))
-        except SharedStateUnavailable:
-            return False
-
-    def _configured_names(self, overrides: Overrides) -> set[str]:
-        names = set(self._read_settings().configured) | set(overrides)
-        return {name for name in names if config.is_valid_name(name)}
-
-    # --- statuses ----------------------------------------------------------------------------------
     def statuses(self) -> list[BreakerStatus]:
         """Every known breaker's status, sorted by name: one Redis round trip, never raises."""
         overrides = self._overrides()
@@ -156,7 +124,8 @@ class BreakerRegistry:
             return self._local_statuses(set(self._breakers), overrides)
 
     def _statuses(self, overrides: Overrides) -> list[BreakerStatus]:
-        names = set(self._breakers) | self._configured_names(overrides)
+        configured = set(self._read_settings().configured) | set(overrides)
+        names = set(self._breakers) | {name for name in configured if config.is_valid_name(name)}
         link = self._read_settings().link
         if link is None:
             return self._local_statuses(names, overrides)
@@ -175,11 +144,7 @@ class BreakerRegistry:
         return statuses
 
     def _read_shared(self, client: redis.Redis, names: set[str]) -> dict[str, list]:
-        """Every breaker registered in Redis (plus ``names``) → its raw values, in one round trip.
-
-        A server-side script reads the names set and each breaker's keys, so even a process that
-        never used a breaker (the one answering a metrics scrape, say) pays a single round trip.
-        """
+        """Every breaker registered in Redis (plus ``names``) → its raw values, in one round trip."""
         if self._status_script is None:
             self._status_script = client.register_script(_STATUS_SCRIPT)
         reply = self._status_script(

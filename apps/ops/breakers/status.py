@@ -11,7 +11,6 @@ from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
 from .config import BreakerConfig
 
-STATES = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
 # The value of each state in the ``circuit_breaker_state`` gauge (dashboards and alert rules use them).
 STATE_CODES = {STATE_CLOSED: 0, STATE_OPEN: 1, STATE_HALF_OPEN: 2}
 

@@ -1,12 +1,8 @@
 """Where breaker state lives: Redis (shared by every worker and pod) with a local fallback.
 
-pybreaker's ``CircuitRedisStorage`` keeps a breaker's state and counters in Redis, but swallows
-Redis errors and then reports "closed, no failures" for as long as Redis is down. Our client raises
-:class:`SharedStateUnavailable` instead (not a ``RedisError``: pybreaker cannot swallow it), and
-:class:`ResilientStorage` then carries on with a local copy of the last state read, so failures are
-still counted and the breaker still opens. After an error the :class:`RedisLink` backs off (one
-probe per interval, no network for anyone else), and each command waits at most
-``REDIS_SOCKET_TIMEOUT`` with no retries. When Redis answers again, the shared state wins.
+pybreaker's ``CircuitRedisStorage`` swallows Redis errors and then reports "closed, no failures". Our
+client raises :class:`SharedStateUnavailable` instead (not a ``RedisError``: pybreaker cannot swallow
+it), and :class:`ResilientStorage` carries on with a local copy (docs/ARCHITECTURE.md, "Redis unreachable").
 """
 
 from __future__ import annotations
