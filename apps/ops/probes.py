@@ -1,16 +1,11 @@
 """``/live``, ``/ready`` and ``/health``: their paths, ``/live`` in front of the WSGI application, and
-:class:`ProbeMiddleware`, the first middleware, which answers all three before host validation (the
-kubelet sends the pod IP as ``Host``), the SSL redirect, sessions, CSRF, auth and tenants.
+:class:`ProbeMiddleware`, the first middleware, which answers all three before host validation, the
+SSL redirect, sessions and the rest (docs/ARCHITECTURE.md, "Probes"). GET and HEAD only. ``/live``
+never fails, draining included: a restart helps only a process beyond repair, and nothing in the
+process can tell that it is.
 
-- ``/live``: 200 ``{"status": "pass"}`` whenever the process answers; it touches no dependency and
-  stays 200 while draining. It never fails: a restart helps only a process beyond repair, and
-  nothing in the process can tell that it is. :func:`with_wsgi_liveness` answers it before Django.
-- ``/ready``: the readiness checks; 503 when a critical check fails (draining included).
-- ``/health``: service, version, environment, uptime and every check; 503 as ``/ready``.
-
-GET and HEAD only (405 with ``Allow`` otherwise), ``Cache-Control: no-store``. Who sees details:
-``apps.ops.health.answers``. No Django import at module level: the settings import
-:data:`PROBE_PATHS`, and the gunicorn master imports the probe listener, which imports this module.
+No Django import at module level: the settings import :data:`PROBE_PATHS`, and the gunicorn master
+imports the probe listener, which imports this module.
 """
 
 from __future__ import annotations
@@ -49,8 +44,8 @@ def _headers(status: int) -> list[tuple[str, str]]:
 
 
 def with_wsgi_liveness(application: Callable) -> Callable:
-    """Wrap a WSGI application so ``/live`` is answered before Django runs (the same answer as the
-    middleware gives), which keeps liveness cheap and independent of everything Django does."""
+    """Wrap a WSGI application so ``/live`` is answered before Django runs, as the middleware would:
+    liveness stays cheap and independent of everything Django does."""
 
     def liveness_first(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") not in LIVE_PATHS:
@@ -70,11 +65,12 @@ class ProbeMiddleware:
         # Imported when Django builds its middleware, not with this module: see the module docstring.
         from django.http import HttpResponse
 
-        from .health.answers import health_answer, ready_answer
+        from .health import answer
+        from .health.answers import details_allowed
 
         self.get_response = get_response
         self.response_class = HttpResponse
-        self.ready_answer, self.health_answer = ready_answer, health_answer
+        self.answer, self.details_allowed = answer, details_allowed
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
@@ -85,7 +81,7 @@ class ProbeMiddleware:
         elif path in LIVE_PATHS:
             status, body = 200, _LIVE_BODY
         else:
-            status, document = (self.ready_answer if path in _READY_PATHS else self.health_answer)(request)
+            status, document = self.answer(ready=path in _READY_PATHS, details=self.details_allowed(request))
             body = _encode(document)
         response = self.response_class(body, status=status, headers=_headers(status))
         # Django logs every 4xx/5xx response at ERROR ("Service Unavailable: /ready"), which would be

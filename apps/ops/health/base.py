@@ -1,9 +1,8 @@
 """The check interface: a base class with one method to implement, a result value, two exceptions.
 
-A check subclasses :class:`HealthCheck` and implements ``run()``. Returning means *pass* (optionally
-with an :class:`Observation`); raising :class:`CheckWarning` or :class:`CheckFailed` means *warn* or
-*fail* with a message meant for operators. Any other exception is logged by the runner and reported
-as a generic failure, so internals never reach a response body.
+``run()`` returns to pass (optionally with an :class:`Observation`) or raises :class:`CheckWarning` or
+:class:`CheckFailed` with a message for operators; the runner reports any other exception as a
+generic failure, so internals never reach a response body (docs/ARCHITECTURE.md, "Probes").
 """
 
 from __future__ import annotations
@@ -35,11 +34,6 @@ class Observation:
     unit: str = ""
 
 
-def component_key(name: str, component_id: str | None) -> str:
-    """``name`` or ``name:component`` (``database:default``): metric label and cache key."""
-    return f"{name}:{component_id}" if component_id else name
-
-
 def describe_error(exc: BaseException) -> str:
     """The exception's class and first message line, short: for operators, never for anonymous callers."""
     first_line = (str(exc).strip().splitlines() or [""])[0]
@@ -47,11 +41,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 class HealthCheckError(Exception):
-    """Raised by a check to report a status other than *pass*.
-
-    The message is shown to authorized callers only, so it may name the dependency and the cause;
-    it must not contain secrets (passwords, tokens, full connection strings).
-    """
+    """Raised by a check to report a status other than *pass*. The message is shown to authorized
+    callers only: it may name the dependency and the cause, never a secret."""
 
     status = Status.FAIL
 
@@ -74,10 +65,9 @@ class CheckFailed(HealthCheckError):
 class HealthCheck:
     """One check of one component. Subclasses set ``name`` and implement ``run()``.
 
-    Each trait below has its default here; a subclass overrides it on the class, or in ``__init__``
-    when it depends on the instance's options; configuration sets ``critical`` and ``timeout``.
-    ``build()`` may return several instances, one per component (a database alias, a directory),
-    reported together under ``name``.
+    A subclass overrides a trait on the class, or in ``__init__`` when it depends on the options;
+    configuration sets ``critical`` and ``timeout``. ``build()`` may return one instance per
+    component (a database alias, a directory), reported together under ``name``.
     """
 
     name: str = ""  # the key in the report: its name in settings.HEALTH_CHECKS
@@ -106,7 +96,7 @@ class HealthCheck:
     @property
     def key(self) -> str:
         """Unique per process: the metric label and the cache key (``database:default``)."""
-        return component_key(self.name, self.component_id)
+        return f"{self.name}:{self.component_id}" if self.component_id else self.name
 
     def timeout_within(self, deadline: float) -> float:
         """Seconds this check may take: its own timeout, never beyond the overall deadline."""
@@ -120,6 +110,7 @@ class HealthCheck:
             status = Status.WARN
         return CheckResult(
             name=self.name,
+            key=self.key,
             component_id=self.component_id,
             component_type=self.component_type,
             status=status,
@@ -140,18 +131,15 @@ class CheckResult:
     """The outcome of one run of one check (cached and shared between concurrent callers)."""
 
     name: str
+    key: str  # the check's key
     component_id: str | None
     component_type: str
     status: Status
     critical: bool
     duration: float
     time: datetime
-    output: str = ""
-    observation: Observation | None = None
-
-    @property
-    def key(self) -> str:
-        return component_key(self.name, self.component_id)
+    output: str
+    observation: Observation
 
     @property
     def fails_report(self) -> bool:

@@ -1,8 +1,5 @@
-"""The built-in checks of what the process depends on: shutdown, database, cache, migrations, breakers.
-
-This module names every built-in check, the resource checks (disk, memory) of ``resources`` too.
-Which checks run, how critical they are and their timeouts come from ``settings.HEALTH_CHECKS``.
-"""
+"""The built-in checks, named here for ``settings.HEALTH_CHECKS`` (the resource checks too); what each
+does and why: docs/ARCHITECTURE.md, "Probes"."""
 
 from __future__ import annotations
 
@@ -14,7 +11,6 @@ from django.core.cache import caches
 from django.db import Error as DatabaseError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 
 from apps.ops.breakers import STATE_CLOSED, all_statuses
 from apps.ops.cache import outage_of, ping_client
@@ -35,15 +31,10 @@ class ShutdownCheck(HealthCheck):
     def run(self) -> Observation | None:
         if is_draining():
             raise CheckFailed("draining: this process is shutting down and takes no new traffic")
-        return None
 
 
 class DatabaseCheck(HealthCheck):
-    """A trivial query on one database alias, bounded on the server by a statement timeout.
-
-    A shared dependency: while it fails the pod stays in service, answering pages with a fast 503
-    (``apps.ops.errors``), and serves again the moment the pool reconnects.
-    """
+    """A trivial query on one database alias, bounded on the server by a statement timeout."""
 
     name = "database"
     component_type = "datastore"
@@ -76,7 +67,6 @@ class DatabaseCheck(HealthCheck):
                 cursor.fetchone()
         except DatabaseError as exc:
             raise CheckFailed(f"database {self.alias!r}, pages answer 503: {describe_error(exc)}")
-        return None
 
 
 class _OnAlias(HealthCheck):
@@ -92,12 +82,8 @@ class _OnAlias(HealthCheck):
 
 
 class CacheCheck(_OnAlias):
-    """A Redis PING (one attempt, the cache's socket timeouts) or a set/get on other cache backends.
-
-    Redis is shared by every pod, and pages run without the cache while it is unreachable
-    (``apps.ops.cache``): its failure is reported as ``warn`` (``shared_dependency``). While the
-    cache already knows Redis is unreachable the check says so without waiting on it again.
-    """
+    """A Redis PING (one attempt, the cache's socket timeouts), or at once "unreachable" while the cache
+    already knows; a set/get on other cache backends."""
 
     name = "cache"
     component_type = "datastore"
@@ -126,38 +112,24 @@ class CacheCheck(_OnAlias):
                 "the cache, circuit breakers on this process's local state",
                 observation=Observation(round(outage.seconds, 1), "s unreachable"),
             )
-        return None
 
 
 class MigrationsCheck(_OnAlias):
-    """Fails while migrations are unapplied: this code must not serve a schema it does not know.
-
-    Once every migration is applied, that stays true for this code, so the answer is remembered
-    for the life of the process and later runs cost no query (nor a thread: they cannot block).
-    """
+    """Fails while migrations are unapplied: this code must not serve a schema it does not know."""
 
     name = "migrations"
     component_type = "datastore"
 
-    _applied_aliases: set[str] = set()
+    # Once applied, they stay so for this code: remembered for the life of the process, later runs
+    # cost no query (nor a thread: they cannot block).
+    applied_aliases: set[str] = set()
 
     def __init__(self, *, alias: str = "default") -> None:
         super().__init__(alias=alias)
-        self.blocking = alias not in self._applied_aliases
-
-    @staticmethod
-    def load_migration_files() -> None:
-        """Import every migration module now (no query): the first run then costs a graph and one
-        query (about 10 ms) instead of the imports too (about 70 ms). For a server process at boot."""
-        MigrationLoader(None, ignore_no_migrations=True)
-
-    @classmethod
-    def forget_applied(cls) -> None:
-        """Forget that migrations were found applied (tests; a process never needs it)."""
-        cls._applied_aliases.clear()
+        self.blocking = alias not in self.applied_aliases
 
     def run(self) -> Observation | None:
-        if self.alias not in self._applied_aliases:
+        if self.alias not in self.applied_aliases:
             try:
                 executor = MigrationExecutor(connections[self.alias])
                 plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
@@ -170,14 +142,14 @@ class MigrationsCheck(_OnAlias):
                     f"{len(names)} unapplied migration(s): {listed}",
                     observation=Observation(len(names), "unapplied migrations"),
                 )
-            self._applied_aliases.add(self.alias)
+            self.applied_aliases.add(self.alias)
             self.blocking = False
         return Observation(0, "unapplied migrations")
 
 
 class CircuitBreakersCheck(HealthCheck):
-    """Warns while any breaker is open or half-open. Never critical by default: an outage of one
-    external API must not take every pod out of service."""
+    """Warns while any breaker is open or half-open; not critical: one external API's outage must not
+    take every pod out of service."""
 
     name = "circuit_breakers"
     critical = False

@@ -1,10 +1,5 @@
-"""Which checks run, built from ``settings.HEALTH_CHECKS`` at call time.
-
-``settings.HEALTH_CHECKS`` maps a check name (its key in the report) to its options: ``class``
-(dotted path of a :class:`~apps.ops.health.base.HealthCheck` subclass), and optionally
-``critical``, ``timeout`` (seconds), ``enabled`` and the class's own keyword options.
-``settings.HEALTH_READY_CHECKS`` lists the names ``/ready`` runs; ``/health`` runs them all.
-"""
+"""Which checks run, built from ``settings.HEALTH_CHECKS`` (its options: dotmac/settings/base.py) at
+call time."""
 
 from __future__ import annotations
 

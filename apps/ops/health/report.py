@@ -1,10 +1,6 @@
-"""A set of check results, its overall status, and its IETF ``application/health+json`` form.
-
-Format: draft-inadarei-api-health-check ("Health Check Response Format for HTTP APIs"):
-``{"status": "pass"|"warn"|"fail", "checks": {"<name>": [{"status": …, "observedValue": …,
-"observedUnit": …, "time": …}, …]}}``. Without details every check shows its status only; with
-details it also shows the component, the measurement, the time and the operator message.
-"""
+"""A set of check results, its overall status, and its IETF ``application/health+json`` form
+(draft-inadarei-api-health-check; fields in docs/ARCHITECTURE.md, "Probes"). Without details every
+check shows its status only."""
 
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import CheckResult, Observation, Status
+from .base import CheckResult, Status
 
 _IMPORTED_AT = time.monotonic()
 
@@ -48,29 +44,26 @@ class HealthReport:
             checks.setdefault(result.name, []).append(_check_entry(result, details=details))
         document: dict[str, Any] = {"status": self.status.value}
         if details and self.status is not Status.PASS:
-            document["output"] = self._summary()
+            not_passing = {
+                "failing critical checks": [r.key for r in self.results if r.fails_report],
+                "not passing (not critical)": [
+                    r.key for r in self.results if r.status is not Status.PASS and not r.fails_report
+                ],
+            }
+            document["output"] = "; ".join(f"{k}: {', '.join(v)}" for k, v in not_passing.items() if v)
         document["checks"] = checks
         return document
-
-    def _summary(self) -> str:
-        failing = [result.key for result in self.results if result.fails_report]
-        other = [r.key for r in self.results if r.status is not Status.PASS and not r.fails_report]
-        parts = [f"failing critical checks: {', '.join(failing)}"] if failing else []
-        if other:
-            parts.append(f"not passing (not critical): {', '.join(other)}")
-        return "; ".join(parts)
 
 
 def _check_entry(result: CheckResult, *, details: bool) -> dict[str, Any]:
     if not details:
         return {"status": result.status.value}
-    observation = result.observation or Observation(None)
     entry = {
         "status": result.status.value,
         "componentId": result.component_id,
         "componentType": result.component_type,
-        "observedValue": observation.value,
-        "observedUnit": observation.unit,
+        "observedValue": result.observation.value,
+        "observedUnit": result.observation.unit,
         "time": _iso(result.time),
         "critical": result.critical,
         "output": result.output,
@@ -84,10 +77,9 @@ def _process_uptime() -> float:
         with open("/proc/self/stat") as stat_file:
             # Field 22 (starttime, in clock ticks since boot) comes after the parenthesised name.
             fields = stat_file.read().rsplit(")", 1)[1].split()
-        started_ticks = int(fields[19])
         with open("/proc/uptime") as uptime_file:
             system_uptime = float(uptime_file.read().split()[0])
-        return max(0.0, system_uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+        return max(0.0, system_uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError):
         return time.monotonic() - _IMPORTED_AT
 

@@ -24,10 +24,8 @@ _CGROUP_FILES = (
 
 @lru_cache(maxsize=64)
 def _on_network_filesystem(path: str, mountinfo: str = _MOUNTINFO) -> bool:
-    """Whether ``path`` lies on a network or FUSE filesystem (True when that cannot be told).
-
-    Read once per path and process: mounts under a running container do not change.
-    """
+    """Whether ``path`` lies on a network or FUSE filesystem (True when that cannot be told). Cached:
+    mounts under a running container do not change."""
     try:
         lines = Path(mountinfo).read_text().splitlines()
     except OSError:
@@ -47,11 +45,8 @@ def _on_network_filesystem(path: str, mountinfo: str = _MOUNTINFO) -> bool:
 
 
 class DiskCheck(HealthCheck):
-    """Free space of one writable directory; warns below ``warn_free_percent``.
-
-    On a local filesystem it runs in the caller's thread (statvfs answers from the kernel); on a
-    network or FUSE mount in a pool thread, since the server may not answer.
-    """
+    """Free space of one writable directory; warns below ``warn_free_percent``. Blocking only on a
+    network or FUSE mount: elsewhere statvfs answers from the kernel."""
 
     name = "disk"
     component_type = "system"
@@ -93,8 +88,7 @@ class DiskCheck(HealthCheck):
 
 class MemoryCheck(HealthCheck):
     """Memory in use (working set, without reclaimable page cache) against the container's cgroup
-    limit (v2 or v1), or against the host's memory when there is no limit; warns from ``warn_percent``.
-    """
+    limit (v2 or v1), or the host's memory without one; warns from ``warn_percent``."""
 
     name = "memory"
     component_type = "system"

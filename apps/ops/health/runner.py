@@ -1,13 +1,6 @@
-"""Run checks concurrently under one overall deadline, with a per-process TTL cache and single flight.
-
-- Checks that may block run in check threads; the caller waits for them until
-  ``HEALTH_CHECK_DEADLINE`` (or a check's shorter ``timeout``), reports any still running as
-  failed, and never waits longer. The other checks run in the caller's thread meanwhile.
-- Single flight: callers arriving while a check runs wait for that run; once it outlived its
-  timeout they report it failed at once, and a new run starts only after it returned. A hung
-  dependency holds one thread (and one connection) per check, however many probes arrive.
-- A result is reused for ``HEALTH_CACHE_TTL`` seconds: N probes per second cost one round trip
-  per dependency per TTL per process. Every fresh result sets the ``health_check_*`` gauges.
+"""Run checks concurrently under one overall deadline, with a per-process TTL cache and single flight
+(docs/ARCHITECTURE.md, "Probes", "Under faults"). Every fresh result sets the ``health_check_*``
+gauges.
 """
 
 from __future__ import annotations
@@ -49,14 +42,9 @@ class _Slot:
 
 
 class _CheckThreads:
-    """Daemon threads kept from run to run; a task goes to an idle one, or to a new one when all are
-    busy, so a hung check delays no other. Single flight bounds them to the number of checks.
-
-    Kept, because a handoff to a new thread costs GIL switches, each up to the switch interval (5 ms)
-    on a busy worker: a thread per run made a probe several times slower than its round trips.
-    Daemons, unlike ``ThreadPoolExecutor``'s, which the interpreter joins at exit: a check waiting on
-    a partitioned database would keep its process (``manage.py health``) from exiting.
-    """
+    """Daemon threads kept from run to run (a thread per run costs GIL handoffs; an executor's threads
+    are joined at exit); a task goes to an idle one, or to a new one when all are busy, so a hung
+    check delays no other. Single flight bounds them to the number of checks."""
 
     def __init__(self) -> None:
         self._tasks: queue.SimpleQueue[tuple[Future[CheckResult], HealthCheck, _Slot]] = queue.SimpleQueue()
@@ -214,10 +202,6 @@ def _record(result: CheckResult) -> None:
     _last_status[result.key] = result.status
     if previous is not result.status and (previous is not None or result.status is not Status.PASS):
         log = logger.info if result.status is Status.PASS else logger.warning
-        log(
-            "health check %s is now %s%s",
-            result.key,
-            result.status.value,
-            f": {result.output}" if result.output else "",
-            extra={"check": result.key, "status": result.status.value},
-        )
+        output = f": {result.output}" if result.output else ""
+        extra = {"check": result.key, "status": result.status.value}
+        log("health check %s is now %s%s", result.key, result.status.value, output, extra=extra)

@@ -1,7 +1,6 @@
-"""``manage.py health [--ready|--live]``: the probe report on stdout, exit 0 (pass/warn) or 1 (fail).
+"""``manage.py health [--ready|--live]``: the probe's document on stdout, exit 0 (pass/warn) or 1 (fail).
 
-For exec probes and for people at a shell. Whoever can run this can read the environment, so the
-report shows details unless ``HEALTH_SHOW_DETAILS=never``.
+Whoever can run this can read the environment, so it shows details unless ``HEALTH_SHOW_DETAILS=never``.
 """
 
 from __future__ import annotations
@@ -13,8 +12,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from apps.ops.health import Status, full_report, readiness_report
-from apps.ops.health.report import service_document
+from apps.ops import health
 
 
 class Command(BaseCommand):
@@ -30,15 +28,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, ready: bool = False, live: bool = False, **options) -> None:
         _send_logs_to_stderr()  # stdout carries the report alone, so it can be parsed
-        details = settings.HEALTH_SHOW_DETAILS != "never"
         if live:
-            document = {"status": Status.PASS.value}
-        elif ready:
-            document = readiness_report().as_health_json(details=details)
+            document = {"status": health.Status.PASS.value}
         else:
-            document = service_document(full_report(), details=details)
+            _status, document = health.answer(ready=ready, details=settings.HEALTH_SHOW_DETAILS != "never")
         self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
-        if document["status"] == Status.FAIL:
+        if document["status"] == health.Status.FAIL:
             raise SystemExit(1)
 
 
