@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -46,12 +47,12 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"})
 
 
+@dataclass(eq=False)
 class _Reject(Exception):
     """The request cannot be served: answer ``status`` with ``message`` and close."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(status, message)
-        self.status, self.message = status, message
+    status: int
+    message: str
 
 
 def serve_one_request(

@@ -1,15 +1,8 @@
-"""The probe listener: ``/live``, ``/ready`` and ``/health`` on a port of their own (``PROBE_PORT``).
-
-A gthread worker gives a connection a request thread as soon as its first bytes arrive, then reads
-the rest blocking: clients sending their headers slowly hold every request thread, the kubelet's
-probes miss their timeout and it restarts a pod that was only busy. Here the probes have their own
-socket and threads, bounded in number and time (docs/ARCHITECTURE.md, "Probe listener").
-
-- The gunicorn master opens the socket before forking (:func:`open_listener`; the workers inherit
-  it) and closes its copy when it exits (:func:`close_listener`). Not being one of gunicorn's
-  listeners, the drain leaves it open: each worker answers probes until it exits.
-- Each worker serves it from a daemon thread (:func:`serve_in_background`), one short-lived thread
-  per connection (``apps.ops.probe_http``), and stops as it exits (:func:`stop_serving`).
+"""The probe listener: ``/live``, ``/ready`` and ``/health`` on a port of their own (``PROBE_PORT``),
+with threads of their own, bounded in number and time, so that clients sending their headers slowly
+into every request thread cannot make the kubelet's probes time out (docs/ARCHITECTURE.md, "Probe
+listener"). The gunicorn master opens the socket before forking (:func:`open_listener`); each worker
+serves it from a daemon thread (:func:`serve_in_background`) until it exits (:func:`stop_serving`).
 
 Only the standard library, and no Django import: the gunicorn master imports this module.
 """
@@ -41,12 +34,11 @@ _listener_address: tuple[str, int] | None = None
 
 
 def open_listener(host: str, port: int) -> socket.socket:
-    """Listen on ``host:port`` for probes; call in the gunicorn master before it forks the workers.
+    """Listen on ``host:port`` for probes, in the gunicorn master before it forks the workers; keep the
+    socket if it already listens there (a reload). ``OSError`` if the port cannot be had.
 
-    Calling it again with the same address keeps the socket (a configuration reload); with another
-    address the old socket is closed in this process. ``SO_REUSEPORT`` lets a master re-executed by
-    USR2 listen on the port while the old master still does: the kernel then shares the connections
-    between both until the old one exits. ``OSError`` if the port cannot be had.
+    ``SO_REUSEPORT``: a master re-executed by USR2 listens while the old one still does, and the
+    kernel shares the connections between both until the old one exits.
     """
     global _listener, _listener_address
     if _listener is not None and _listener_address == (host, port):
@@ -73,11 +65,7 @@ def listener() -> socket.socket | None:
 
 
 def close_listener() -> None:
-    """Close this process's copy of the listening socket (no error if there is none).
-
-    The socket stops listening once every process holding it closed it or exited: closing the
-    master's copy leaves the workers serving.
-    """
+    """Close this process's copy of the listening socket, if any: the workers' copies keep serving."""
     global _listener, _listener_address
     if _listener is not None:
         _listener.close()
@@ -89,22 +77,15 @@ _server: _ProbeServer | None = None
 
 
 def serve_in_background(application: WSGIApplication) -> None:
-    """Answer probes on the inherited listening socket from a daemon thread (nothing without one).
-
-    Call once per worker, after the application is loaded; :func:`stop_serving` before it exits.
-    """
+    """Answer probes on the inherited listening socket, if any: once per worker, application loaded."""
     global _server
     if _listener is not None:
         _server = _ProbeServer(_listener, application)
-        _server.start()
 
 
 def stop_serving(timeout: float = 1.0) -> None:
-    """Take no more probes in this process; wait at most ``timeout`` s for those being answered.
-
-    For a worker about to exit: a probe it accepted is answered rather than cut off by the exit, and
-    the probes arriving meanwhile wait in the socket's queue for another worker.
-    """
+    """Take no more probes; answer those taken, waiting at most ``timeout`` s (a worker about to exit:
+    the probes arriving meanwhile wait in the socket's queue for another worker)."""
     if _server is not None:
         _server.stop(timeout)
 
@@ -116,24 +97,21 @@ class _ProbeServer:
     def __init__(self, listener: socket.socket, application: WSGIApplication) -> None:
         self.listener = listener
         self.application = application
-        self._active = 0
-        self._idle = threading.Condition()
+        self._permits = threading.BoundedSemaphore(MAX_CONNECTIONS)  # one per connection being served
         self._stopping = threading.Event()
         self._wakeup_read, self._wakeup_write = socket.socketpair()
         self._thread = threading.Thread(target=self._accept_loop, name="probe-listener", daemon=True)
-
-    def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float) -> None:
-        """Stop accepting; wait at most ``timeout`` s for the connections being served."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._wakeup_write.send(b"x")
         self._thread.join(max(deadline - time.monotonic(), 0))
-        with self._idle:
-            self._idle.wait_for(lambda: self._active == 0, timeout=max(deadline - time.monotonic(), 0))
+        for _ in range(MAX_CONNECTIONS):  # every permit back: every connection taken is answered
+            if not self._permits.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                break
 
     def _accept_loop(self) -> None:
         # Every worker waits on the same socket; the kernel wakes all of them for a connection and
@@ -160,23 +138,16 @@ class _ProbeServer:
         self._wakeup_write.close()
 
     def _dispatch(self, connection: socket.socket, peer: tuple[Any, ...]) -> None:
-        with self._idle:
-            if self._active >= MAX_CONNECTIONS:
-                # More concurrent connections than probers make: these are not probes that
-                # matter, and waiting for a free thread would let them hold the accept loop.
-                connection.close()
-                return
-            self._active += 1
+        # More concurrent connections than probers make are not probes that matter, and waiting
+        # for a free thread would let them hold the accept loop.
+        if not self._permits.acquire(blocking=False):
+            connection.close()
+            return
         try:
             threading.Thread(target=self._serve, args=(connection, peer), name="probe", daemon=True).start()
         except RuntimeError:  # no thread to be had
             connection.close()
-            self._done()
-
-    def _done(self) -> None:
-        with self._idle:
-            self._active -= 1
-            self._idle.notify_all()
+            self._permits.release()
 
     def _serve(self, connection: socket.socket, peer: tuple[Any, ...]) -> None:
         try:
@@ -187,4 +158,4 @@ class _ProbeServer:
             logger.exception("probe listener: unexpected error serving %s", peer[0])
         finally:
             connection.close()
-            self._done()
+            self._permits.release()
