@@ -1,8 +1,5 @@
-"""Django admin for operations: the live "Circuit breakers" page, their configuration, the reset audit.
-
-The circuit breakers page is the changelist of the table-less ``CircuitBreaker`` model, replaced by
-a page built from the live statuses. It is visible only to active staff holding
-``ops.reset_circuitbreaker``, and resets go through the same service function as the REST API.
+"""Django admin for operations: the live "Circuit breakers" page (the changelist of the table-less
+``CircuitBreaker`` model, built from the live statuses), their configuration, the reset audit.
 """
 
 from __future__ import annotations
@@ -44,10 +41,8 @@ class CircuitBreakerAdmin(_ReadOnlyAdmin):
     """Live breakers: state, failure count, configuration; "Reset selected" and "Reset all"."""
 
     def get_urls(self) -> list:
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path("", self.admin_site.admin_view(self.changelist_view), name=f"{info[0]}_{info[1]}_changelist")
-        ]
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         if not may_reset_breakers(request.user):

@@ -1,12 +1,8 @@
 """Outbound HTTP: every call to an external service goes through here, through a named breaker.
 
-``request("POST", url, breaker="provisioning", json={...})`` returns a :class:`Response` for 2xx,
-3xx and 4xx answers (a 4xx counts as a success: the upstream is healthy, the request was wrong).
-Otherwise it raises :class:`CircuitOpenError` (open breaker, no request sent), an
-:class:`UpstreamError` (counted as a failure by the breaker) or :class:`InvalidURL` (not counted).
-No automatic retries or redirects. Connecting waits at most ``OUTBOUND_HTTP_CONNECT_TIMEOUT``; the
-whole exchange, body included, is bounded by the breaker's ``request_timeout`` (or a smaller
-``timeout=``) on every socket wait, so a slow-dripping upstream cannot hold a worker longer.
+``request("POST", url, breaker="provisioning", json={...})`` returns a :class:`Response` for 2xx-4xx
+answers, or raises :class:`CircuitOpenError`, an :class:`UpstreamError` (a failure for the breaker) or
+:class:`InvalidURL`. Timeouts and outcomes: docs/ARCHITECTURE.md, "Outbound HTTP".
 """
 
 from __future__ import annotations

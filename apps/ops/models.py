@@ -1,8 +1,5 @@
-"""Ops data: circuit breaker configuration overrides, the reset audit, and the reset permission.
-
-The breakers themselves are not rows: their state lives in Redis (or process memory). The proxy
-:class:`CircuitBreaker` has no table of its own; it gives the admin its "Circuit breakers" page and
-carries the permission to reset breakers (``ops.reset_circuitbreaker``).
+"""Ops data: circuit breaker configuration overrides, the reset audit, and the reset permission (the
+breakers themselves are not rows: their state lives in Redis or process memory).
 """
 
 from __future__ import annotations

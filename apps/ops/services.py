@@ -21,30 +21,29 @@ logger = logging.getLogger("apps.ops.breakers")
 class UnknownBreaker(LookupError):
     """No breaker of that name is configured or has been used."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown circuit breaker {name!r}")
-        self.name = name
 
+def breaker_reset(*, name: str, actor: AbstractBaseUser | str, via: str) -> BreakerStatus:
+    """Close breaker ``name`` and zero its counters (in every process when shared); its new status.
 
-def _actor_label(actor: AbstractBaseUser | str) -> str:
-    return actor if isinstance(actor, str) else actor.get_username()
-
-
-def _audit(*, before: BreakerStatus, actor: AbstractBaseUser | str, via: str) -> None:
-    label = _actor_label(actor)
+    Raises :class:`UnknownBreaker` for a name nobody configured or used (no breaker is created).
+    """
+    if not breakers.is_known(name):
+        raise UnknownBreaker(f"unknown circuit breaker {name!r}")
+    label = actor if isinstance(actor, str) else actor.get_username()
+    before = breakers.reset_breaker(name, reason=f"reset by {label} via {via}")
     # The log line is the audit of last resort: it is written even when the database is not.
     logger.info(
         "circuit breaker %s reset by %s via %s (was %s, %d failures)",
-        before.name,
+        name,
         label,
         via,
         before.state,
         before.failure_count,
-        extra={"breaker": before.name, "actor": label, "via": via, "state_before": before.state},
+        extra={"breaker": name, "actor": label, "via": via, "state_before": before.state},
     )
     try:
         BreakerResetAudit.objects.create(
-            breaker=before.name,
+            breaker=name,
             actor=label[:150],
             user=None if isinstance(actor, str) else actor,
             via=via,
@@ -53,28 +52,11 @@ def _audit(*, before: BreakerStatus, actor: AbstractBaseUser | str, via: str) ->
             shared=before.shared,
         )
     except DatabaseError:
-        logger.exception(
-            "circuit breaker %s: the reset was done but its audit row could not be saved", before.name
-        )
-
-
-def breaker_reset(
-    *, name: str, actor: AbstractBaseUser | str, via: str = BreakerResetAudit.Via.API
-) -> BreakerStatus:
-    """Close breaker ``name`` and zero its counters (in every process when shared); its new status.
-
-    Raises :class:`UnknownBreaker` for a name nobody configured or used (no breaker is created).
-    """
-    if not breakers.is_known(name):
-        raise UnknownBreaker(name)
-    before = breakers.reset_breaker(name, reason=f"reset by {_actor_label(actor)} via {via}")
-    _audit(before=before, actor=actor, via=via)
+        logger.exception("circuit breaker %s: the reset was done but its audit row could not be saved", name)
     return breakers.get_breaker(name).status()
 
 
-def breaker_reset_all(
-    *, actor: AbstractBaseUser | str, via: str = BreakerResetAudit.Via.API
-) -> list[BreakerStatus]:
+def breaker_reset_all(*, actor: AbstractBaseUser | str, via: str) -> list[BreakerStatus]:
     """Reset every known breaker; their new statuses, sorted by name."""
     names = sorted(status.name for status in breakers.all_statuses())
     return [breaker_reset(name=name, actor=actor, via=via) for name in names]
