@@ -1,9 +1,6 @@
-"""The gunicorn server hooks ``deploy/gunicorn.conf.py`` wires: the drain (``apps.ops.shutdown``), and
-what the ops layer does at the same moments (metrics directory and folds, probe listener, warm-up).
-
-The gunicorn master imports this module and must not load the application before it forks: Django is
-imported in :func:`prepare_worker` only, which runs in a worker.
-"""
+"""The gunicorn server hooks ``deploy/gunicorn.conf.py`` wires: the drain, metrics upkeep, probe
+listener and warm-up. Django is imported in :func:`prepare_worker` only, in a worker: the master
+imports this module and must not load the application before it forks."""
 
 from __future__ import annotations
 
@@ -16,10 +13,10 @@ from dataclasses import dataclass
 from apps.ops import probe_listener
 from apps.ops.metrics.multiprocess import prepare_directory, worker_exited
 from apps.ops.shutdown import gunicorn_internals as gunicorn
+from apps.ops.shutdown.cleanup import finish_process, log_requests_killed
 from apps.ops.shutdown.master import MasterDrain
 from apps.ops.shutdown.middleware import CLOSE_CONNECTION_ENVIRON_KEY
 from apps.ops.shutdown.state import begin_stopping, create_shared_state, seconds_stopping
-from apps.ops.shutdown.summary import finish_process, log_requests_killed
 
 
 def probe_address(bind: str, port: str, *, default_host: str) -> tuple[str, int] | None:

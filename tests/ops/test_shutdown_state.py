@@ -16,8 +16,8 @@ from django.db import connection
 
 from apps.ops import shutdown
 from apps.ops.shutdown import cleanup, state
+from apps.ops.shutdown.cleanup import finish_process, log_requests_killed
 from apps.ops.shutdown.middleware import CLOSE_CONNECTION_ENVIRON_KEY, DrainMiddleware
-from apps.ops.shutdown.summary import finish_process, log_requests_killed
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,6 @@
-"""The gunicorn master's SIGTERM: announce, close the door, wait for the workers, kill the late ones.
-
-gunicorn's own SIGTERM closes the listeners at once, resetting the connections in their accept queue.
-:class:`MasterDrain` replaces it. For ``delay`` seconds ``is_draining()`` is true in every worker
-(``/ready`` 503, so load balancers stop routing here) while all traffic is served; then the TCP
-listeners stop completing handshakes, the workers accept what is already queued, the listeners close
-and the workers get SIGTERM (they refuse new requests, finish the others). The master exits as soon as
-the last one is gone; at the graceful timeout late workers get SIGABRT (they log the requests they
-were serving), then SIGKILL. A second SIGTERM or a SIGINT changes nothing; SIGQUIT stops at once.
-"""
+"""The gunicorn master's SIGTERM: announce, close the door, wait for the workers, kill the late ones
+(docs/ARCHITECTURE.md, "Graceful shutdown"). It replaces gunicorn's own, which closes the listeners at
+once and so resets the connections queued on them."""
 
 from __future__ import annotations
 
@@ -110,10 +103,8 @@ class MasterDrain:
 
 
 def refuse_new_handshakes(sock: socket.socket) -> None:
-    """Attach a classic BPF program that drops every packet reaching a listening socket: new SYNs go
-    unanswered (clients retry, then get "connection refused" once it is closed), while connections
-    already in the accept queue, cloned before the filter existed, are untouched. Without this,
-    closing the listener resets whatever it still queued."""
+    """Drop every packet reaching a listening socket (a classic BPF program): new SYNs go unanswered,
+    while the connections already queued, cloned before the filter existed, are untouched."""
     drop_all = array.array("B", struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET | BPF_K: accept 0 bytes
     program = struct.pack("HP", 1, drop_all.buffer_info()[0])  # struct sock_fprog {len, filter address}
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
