@@ -1,9 +1,5 @@
-"""The registry a scrape reads: recorded metrics of every worker, plus values computed at scrape time.
-
-Scrape-time collectors are added by the parts of ops that own the values (``add_scrape_collector``
-in ``apps.ops.metrics``; the breakers' states, ``apps.ops.breakers.collector``), so this package
-imports none of them.
-"""
+"""The registry a scrape reads: recorded metrics of every worker, plus values computed at scrape time
+(added by the parts of ops that own them through ``add_scrape_collector``, so this imports none)."""
 
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from .multiprocess import locked
 from .prometheus_internals import has_samples
 
-# Collectors whose values are computed when Prometheus scrapes (objects with a collect() method).
+# Objects with a collect() method, called when Prometheus scrapes.
 SCRAPE_COLLECTORS: list = []
 
 
@@ -36,7 +32,6 @@ class ArchivingMultiProcessCollector:
 
 
 def scrape_registry() -> CollectorRegistry:
-    """Everything one scrape exposes: recorded metrics (of every worker) plus scrape-time values."""
     registry = CollectorRegistry()
     directory = settings.PROMETHEUS_MULTIPROC_DIR
     registry.register(ArchivingMultiProcessCollector(directory) if directory else REGISTRY)

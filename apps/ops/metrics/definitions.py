@@ -1,18 +1,9 @@
-"""Every application metric, defined once. Names are what dashboards and alert rules use.
-
-Multiprocess-safe under gunicorn: counters and histograms are summed over workers by
-prometheus_client's multiprocess collector; every gauge declares its ``multiprocess_mode``.
-Values computed when Prometheus scrapes (breaker states) are added by their owners (``collectors.py``).
-
-The two per-request metrics are registered through django-prometheus' ``Metrics`` holder (its
-``metrics_cls`` extension hook) cut down to exactly those two: its default middleware records about
-fifteen series per request and costs a fifth of a trivial view's throughput.
-"""
+"""Every application metric, defined once (docs/ARCHITECTURE.md, "Metrics"). Names are what dashboards
+and alert rules use; every gauge declares its ``multiprocess_mode``."""
 
 import logging
 import os
 
-from django_prometheus.middleware import Metrics
 from prometheus_client import Counter, Gauge, Histogram
 
 from .prometheus_internals import keep_values_in_memory
@@ -21,15 +12,10 @@ logger = logging.getLogger(__name__)
 
 
 def _keep_values_in_memory_without_a_usable_directory() -> None:
-    """Record in memory when ``PROMETHEUS_MULTIPROC_DIR`` names a directory this process cannot use.
-
-    The server prepares that directory (``deploy/gunicorn.conf.py``); a process that imports this
-    first (a preloaded app) creates it, and the server wipes it before any worker starts. A process
-    that inherits the variable but can neither find nor create the directory (``manage.py migrate``
-    in a Job sharing the pods' ConfigMap, on a read-only root filesystem) would otherwise fail on
-    its first metric. Read from the environment, at import, because that is when and where
-    prometheus_client itself decides; runs before any metric value exists.
-    """
+    """Record in memory when ``PROMETHEUS_MULTIPROC_DIR`` names a directory this process can neither
+    find nor create (``manage.py migrate`` in a Job sharing the pods' ConfigMap, on a read-only root
+    filesystem), instead of failing on the first metric. Read from the environment, at import, because
+    that is when and where prometheus_client itself decides."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     if not directory:
         return
@@ -51,25 +37,14 @@ _keep_values_in_memory_without_a_usable_directory()
 # the series per (method, route, tenant) at twelve.
 REQUEST_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-
-class RequestMetrics(Metrics):
-    """The metrics recorded for every request: one labelled counter and one histogram."""
-
-    def register(self) -> None:
-        self.requests_total = self.register_metric(
-            Counter, "http_requests", "HTTP requests served, by matched route and resolved tenant.",
-            ["method", "route", "status", "tenant"],
-        )  # fmt: skip
-        self.request_duration = self.register_metric(
-            Histogram, "http_request_duration_seconds", "Time to produce the response.",
-            ["method", "route", "tenant"], buckets=REQUEST_DURATION_BUCKETS,
-        )  # fmt: skip
-
-
-_request_metrics = RequestMetrics.get_instance()
-HTTP_REQUESTS = _request_metrics.requests_total
-HTTP_REQUEST_DURATION = _request_metrics.request_duration
-
+HTTP_REQUESTS = Counter(
+    "http_requests", "HTTP requests served, by matched route and resolved tenant.",
+    ["method", "route", "status", "tenant"],
+)  # fmt: skip
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds", "Time to produce the response.",
+    ["method", "route", "tenant"], buckets=REQUEST_DURATION_BUCKETS,
+)  # fmt: skip
 CACHE_OPERATIONS = Counter("cache_operations", "Cache operations by result.", ["operation", "result"])
 # Connections this process holds: checked out of the pool (pooled) or open (not pooled). Each
 # worker counts its own on checkout/return; "livesum" adds the live workers' values at scrape time

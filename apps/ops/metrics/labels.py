@@ -1,17 +1,9 @@
-"""Label values that stay bounded whatever clients send: method, route and tenant.
-
-- ``method``: one of the standard HTTP methods, anything else is ``other``.
-- ``route``: the matched URL pattern's view name (``subscribers:detail``); nothing matched is
-  ``unmatched``.
-- ``tenant``: the slug of a resolved tenant, ``none`` without one, and ``other`` beyond
-  ``settings.METRICS_TENANT_LABEL_LIMIT`` distinct tenants.
+"""Label values that stay bounded whatever clients send: method, route and tenant
+(docs/ARCHITECTURE.md, "Labels stay bounded").
 
 The tenant cap is shared by the workers of one server: the admitted slugs live in a file in the
-multiprocess directory (appended under ``flock``), so every worker admits the same first N tenants
-and a tenant is never counted under its slug in one worker and under ``other`` in another. The
-directory is wiped at server start, exactly like the counters, so the admitted set and the series
-it bounds start over together. Without a multiprocess directory (tests, ``runserver``) the set is
-kept in memory. Replicas (pods) admit independently: each pod exports at most N tenant values.
+multiprocess directory (appended under ``flock``), wiped with the counters at server start. Without
+that directory (tests, ``runserver``) the set is kept in memory.
 """
 
 from __future__ import annotations
@@ -64,14 +56,12 @@ class TenantLabels:
             return self._admit(slug)
 
     def _admit(self, slug: str) -> str:
-        limit = max(0, int(settings.METRICS_TENANT_LABEL_LIMIT))
+        limit = settings.METRICS_TENANT_LABEL_LIMIT
         directory = settings.PROMETHEUS_MULTIPROC_DIR
         if directory and os.path.isdir(directory):
             admitted = _admit_shared(os.path.join(directory, ADMITTED_TENANTS_FILE), slug, limit)
         else:
-            admitted = set(self._admitted)
-            if len(admitted) < limit:
-                admitted.add(slug)
+            admitted = self._admitted | {slug} if len(self._admitted) < limit else self._admitted
         self._admitted = frozenset(admitted)
         self._full = len(admitted) >= limit
         return slug if slug in admitted else OTHER_TENANT

@@ -1,10 +1,8 @@
-"""Request metrics middleware: one counter and one histogram per request, with bounded labels.
+"""Request metrics middleware, which also answers ``/metrics`` (docs/ARCHITECTURE.md, "Access").
 
-Placed right after the probe middleware, so it sees every response of the stack below it (the
-drain guard's 503s, host validation's 400s, every view). It also answers ``/metrics`` itself,
-before host validation, sessions and tenant resolution: Prometheus scrapes the pod IP, which is
-not in ``ALLOWED_HOSTS``, and a scrape has no tenant: it is counted with ``tenant="none"``. Probes
-are answered by the probe middleware before this one, so they are not counted at all.
+Placed right after the probe middleware, so it counts every response below it (the drain guard's
+503s, host validation's 400s) and answers scrapes before host validation: Prometheus scrapes the pod
+IP, which is not in ``ALLOWED_HOSTS``.
 """
 
 from __future__ import annotations
@@ -15,25 +13,23 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from .definitions import RequestMetrics
+from .definitions import HTTP_REQUEST_DURATION, HTTP_REQUESTS
 from .labels import method_label, route_label, tenant_labels
 from .views import METRICS_ROUTE, metrics_view
 
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
 
+# Label values -> labelled child. prometheus_client's labels() validates and locks on every call;
+# the label sets are bounded, so remembering their children is bounded too.
+_counter_for = functools.cache(HTTP_REQUESTS.labels)
+_histogram_for = functools.cache(HTTP_REQUEST_DURATION.labels)
+
 
 class RequestMetricsMiddleware:
     """Records ``http_requests_total`` and ``http_request_duration_seconds`` for every request."""
 
-    metrics_cls = RequestMetrics
-
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        metrics = self.metrics_cls.get_instance()
-        # Label values -> labelled child. prometheus_client's labels() validates and locks on every
-        # call; the label sets are bounded, so remembering their children is bounded too.
-        self.counter_for = functools.cache(metrics.requests_total.labels)
-        self.histogram_for = functools.cache(metrics.request_duration.labels)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
@@ -59,5 +55,5 @@ class RequestMetricsMiddleware:
         # Read after the response: the tenant middleware runs deeper in the stack.
         tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
         status = str(response.status_code) if response is not None else "500"
-        self.counter_for(method, route, status, tenant).inc()
-        self.histogram_for(method, route, tenant).observe(elapsed)
+        _counter_for(method, route, status, tenant).inc()
+        _histogram_for(method, route, tenant).observe(elapsed)

@@ -1,28 +1,14 @@
-"""Upkeep of prometheus_client's multiprocess directory by the gunicorn master.
+"""Upkeep of prometheus_client's multiprocess directory by the gunicorn master: a dead worker's files
+are folded into one archive per file type, so the directory (and the scrape time) stays bounded
+however often workers recycle (docs/ARCHITECTURE.md, "Under gunicorn").
 
-The master imports this module with its config file (``deploy/gunicorn.conf.py``), without
-Django and possibly before the file sets ``PROMETHEUS_MULTIPROC_DIR``. So it imports neither Django
-nor, at module level, prometheus_client: prometheus_client chooses its multiprocess value class from
-that variable the first time it is imported, and workers inherit the choice by fork.
+The master imports this module with its config file, without Django and possibly before the file
+sets ``PROMETHEUS_MULTIPROC_DIR``. So it imports neither Django nor, at module level,
+prometheus_client: prometheus_client chooses its multiprocess value class from that variable the
+first time it is imported, and workers inherit the choice by fork.
 
-prometheus_client keeps one ``counter_<pid>.db``/``histogram_<pid>.db`` file per process that ever
-ran and reads all of them at every scrape, so with worker recycling (``max_requests``) the directory
-and the scrape time grow without bound. Here the master folds a dead worker's files into one archive
-per file type, so the directory holds the files of live workers plus a fixed number of archives:
-
-- counters, histograms, summaries: the dead worker's samples are *added* to ``<type>_archive.db``
-  (the archive holds raw per-bucket counts, exactly like a worker file, so sums stay exact);
-- gauges ``min``/``max``/``sum``/``mostrecent``: folded by their own rule into
-  ``gauge_<mode>_archive.db`` (the collector drops the ``pid`` label for these modes anyway);
-- gauges ``live*``: removed (``mark_process_dead``), the value died with the worker;
-- gauges ``all``: removed as well; a per-pid value of a process that no longer exists describes
-  nothing, and keeping one file per dead pid is exactly the growth this module exists to stop.
-
-A fold updates the archive in place (the master keeps the archives open and touches only the dead
-worker's keys, so a fold costs what that worker recorded) and deletes the worker's file, all under
-an exclusive ``flock`` on ``.fold.lock``. The scrape's collector (``collectors.py``) reads under a
-shared one, so it sees the state before a fold or after it, never the dead worker's samples twice
-(file and archive) or not at all.
+Folds run under an exclusive ``flock`` on ``.fold.lock``, scrapes (``collectors.py``) under a shared
+one, so a scrape never sees a dead worker's samples twice (file and archive) or not at all.
 """
 
 from __future__ import annotations
@@ -59,11 +45,8 @@ def locked(path: str, operation: int) -> Iterator[None]:
 
 
 def prepare_directory(path: str) -> None:
-    """Create ``path`` and empty it (once in the master, before any worker starts).
-
-    The directory belongs to the metrics alone: every file in it (worker files, archives, the
-    admitted tenant labels) describes a previous run of the server.
-    """
+    """Create ``path`` and empty it (once in the master, before any worker starts): every file in it
+    (worker files, archives, the admitted tenant labels) describes a previous run of the server."""
     os.makedirs(path, exist_ok=True)
     for filename in [name for name in _open_archives if os.path.dirname(name) == os.path.abspath(path)]:
         _open_archives.pop(filename).close()
@@ -82,7 +65,7 @@ def worker_exited(path: str, pid: int) -> None:
 
     from .prometheus_internals import SamplesFile, samples_of
 
-    if not path or not os.path.isdir(path):
+    if not os.path.isdir(path):
         return
     with locked(path, fcntl.LOCK_EX):
         mark_process_dead(pid, path)

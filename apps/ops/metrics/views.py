@@ -1,9 +1,4 @@
-"""``/metrics``: the Prometheus exposition, behind a bearer token.
-
-With ``METRICS_BEARER_TOKEN`` set, a scrape needs ``Authorization: Bearer <token>`` (401 without it
-or with a wrong one). Without a token the endpoint is open in development and closed (401) in
-production unless ``METRICS_PUBLIC=true`` says it is meant to be public.
-"""
+"""``/metrics``: the Prometheus exposition, behind a bearer token (docs/ARCHITECTURE.md, "Access")."""
 
 from __future__ import annotations
 

@@ -1,14 +1,5 @@
-"""Database backends: django-prometheus' query metrics plus ``database_connections_active{alias}``.
-
-Selected by ``ENGINE`` (``apps.ops.metrics.db.postgresql`` / ``apps.ops.metrics.db.sqlite3``);
-everything else is the django-prometheus wrapper of Django's own backend.
-
-A connection is counted from the moment Django obtains it (``get_new_connection``: a checkout of
-the psycopg pool when pooled, a new connection otherwise) to the moment it gives it back
-(``_close``: returned to the pool, or closed). Each worker counts its own in a ``livesum`` gauge,
-so a scrape shows the connections in use across the live workers of the server, and a dead
-worker's count disappears with it. Pool statistics (``pool.get_stats()``) were not used: they live
-in each worker's memory, so the worker answering a scrape could only report its own pool.
+"""Database backends (``ENGINE = "apps.ops.metrics.db.postgresql"`` or ``.sqlite3``): django-prometheus'
+wrappers of Django's own, plus ``database_connections_active{alias}`` (docs/ARCHITECTURE.md, "Metrics").
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""PostgreSQL (psycopg 3, native pool) with query and connection metrics."""

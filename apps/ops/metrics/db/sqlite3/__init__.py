@@ -1,1 +1,0 @@
-"""SQLite (the embedded development database) with query and connection metrics."""
