@@ -1,36 +1,23 @@
-"""The cache backends named in ``CACHES``: every operation counted, Redis bypassed while unreachable.
+"""The cache backends named in ``CACHES``: every call counted, Redis bypassed while unreachable
+(docs/ARCHITECTURE.md, "The cache during a Redis outage").
 
-Every call of Django's cache API is counted in ``cache_operations_total{operation, result}``:
-``hit``/``miss`` for ``get``, ``ok`` for any other call that returned, ``error`` when the backend
-raised (re-raised unchanged), ``bypassed`` when answered without Redis during an outage. The Redis
-backend extends django-prometheus' django-redis backend, which keeps its ``django_cache_get_*``
-counters too. Local memory (development only) extends Django's own backend: django-prometheus'
-``LocMemCache`` returns the default for cached falsy values (``0``, ``""``).
-
-The cache saves work; it never holds data a page needs. So when Redis is down or frozen, pages must
-keep working, and without paying a Redis timeout on every cache call. The first call that meets an
-unreachable Redis (connection refused, or no answer within ``CACHE_SOCKET_TIMEOUT``) records an
-:class:`Outage` for this process. From then on every cache call returns at once as if the cache
-were empty (``get`` gives the default, writes store nothing) while one background thread per
-process pings Redis every ``CACHE_RETRY_SECONDS``. Its first answer ends the outage: pages use Redis
-again within about one interval after it is back. Requests never wait on a Redis that is known to
-be unreachable.
-
-Writes skipped during an outage are lost, deletions included: only cache values whose staleness is
-bounded by their timeout. ``incr``/``decr`` (a missing key raises) and operations beyond Django's
-cache API (locks, key scans) are not bypassed: a feature that needs Redis itself fails alone, with
-Redis' error.
+Every call of Django's cache API is counted in ``cache_operations_total{operation, result}``. The
+first call that finds Redis unreachable records an :class:`Outage` for this process: from then on
+every call is answered at once as an empty cache (``get`` gives the default, writes and deletions
+are lost) while a background thread pings Redis, until its first answer. ``incr``/``decr`` (a missing
+key raises) and operations beyond Django's cache API (locks, key scans) are not bypassed: a feature
+that needs Redis itself fails alone, with Redis' error.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from functools import partialmethod
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,7 +35,7 @@ from .metrics.definitions import CACHE_OPERATIONS
 logger = logging.getLogger("apps.ops.cache")
 
 # What says "Redis cannot be reached" rather than "Redis refused this command".
-_UNREACHABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError, socket.timeout, OSError)
+_UNREACHABLE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class Outage:
@@ -151,7 +138,6 @@ def reset() -> None:
 
 
 def outage_of(cache: BaseCache) -> Outage | None:
-    """The :class:`Outage` record of a Redis cache backend (None for other backends)."""
     return cache.outage if isinstance(cache, RedisCache) else None
 
 
@@ -159,26 +145,27 @@ _MISSING = object()
 _NOT_BYPASSED = object()  # the "empty cache answer" of a call that is never bypassed
 
 
-def _operation(name: str, empty_answer: Any = _NOT_BYPASSED) -> Callable[..., Any]:
-    """A cache API method that counts the call (and, for Redis, bypasses it with ``empty_answer``)."""
-
-    def operation(self: CountedCache, *args: Any, **kwargs: Any) -> Any:
-        return self.counted_call(name, empty_answer, *args, **kwargs)
-
-    operation.__name__ = operation.__qualname__ = name
-    return operation
-
-
 class CountedCache:
     """Counts each call of Django's cache API by operation and result; put it before the backend."""
 
+    outage: Outage | None = None  # bypassed while unreachable: Redis backends only
+
     def counted_call(self, operation: str, empty_answer: Any, *args: Any, **kwargs: Any) -> Any:
         """``operation`` of the backend, counted; ``empty_answer`` is what an empty cache answers."""
+        outage = None if empty_answer is _NOT_BYPASSED else self.outage
+        if outage is not None and outage.unreachable:
+            CACHE_OPERATIONS.labels(operation, "bypassed").inc()
+            return empty_answer
         try:
             result = getattr(super(), operation)(*args, **kwargs)
-        except Exception:
+        except Exception as exc:
             CACHE_OPERATIONS.labels(operation, "error").inc()
-            raise
+            # django-redis wraps redis-py's error, and some of its methods raise the cause again.
+            error = exc.__cause__ if isinstance(exc, ConnectionInterrupted) else exc
+            if outage is None or not isinstance(error, _UNREACHABLE_ERRORS):
+                raise
+            outage.report(error)
+            return empty_answer
         if operation == "get":
             CACHE_OPERATIONS.labels(operation, "miss" if result is _MISSING else "hit").inc()
         else:
@@ -195,19 +182,20 @@ class CountedCache:
     def set_many(self, data: dict, *args: Any, **kwargs: Any) -> Any:
         return self.counted_call("set_many", list(data), data, *args, **kwargs)
 
-    set = _operation("set", False)
-    add = _operation("add", False)
-    touch = _operation("touch", False)
-    delete = _operation("delete", False)
-    has_key = _operation("has_key", False)
-    clear = _operation("clear", False)
-    delete_many = _operation("delete_many", 0)
-    incr = _operation("incr")
-    decr = _operation("decr")
+    set = partialmethod(counted_call, "set", False)
+    add = partialmethod(counted_call, "add", False)
+    touch = partialmethod(counted_call, "touch", False)
+    delete = partialmethod(counted_call, "delete", False)
+    has_key = partialmethod(counted_call, "has_key", False)
+    clear = partialmethod(counted_call, "clear", False)
+    delete_many = partialmethod(counted_call, "delete_many", 0)
+    incr = partialmethod(counted_call, "incr", _NOT_BYPASSED)
+    decr = partialmethod(counted_call, "decr", _NOT_BYPASSED)
 
 
-class BypassWhileUnreachable(CountedCache):
-    """Django's cache API answered as an empty cache while Redis is unreachable (see module doc)."""
+class RedisCache(CountedCache, PrometheusRedisCache):
+    """django-redis, counted (``cache_operations_total``, django-prometheus' get counters), and
+    bypassed while Redis is unreachable."""
 
     _server: str  # django-redis: the LOCATION setting
 
@@ -224,28 +212,7 @@ class BypassWhileUnreachable(CountedCache):
                 )
         return outage
 
-    def counted_call(self, operation: str, empty_answer: Any, *args: Any, **kwargs: Any) -> Any:
-        if empty_answer is _NOT_BYPASSED:
-            return super().counted_call(operation, empty_answer, *args, **kwargs)
-        outage = self.outage
-        if outage.unreachable:
-            CACHE_OPERATIONS.labels(operation, "bypassed").inc()
-            return empty_answer
-        try:
-            return super().counted_call(operation, empty_answer, *args, **kwargs)
-        except (ConnectionInterrupted, *_UNREACHABLE_ERRORS) as exc:
-            # django-redis wraps redis-py's error, and some of its methods raise the cause again.
-            error = exc.__cause__ if isinstance(exc, ConnectionInterrupted) else exc
-            if not isinstance(error, _UNREACHABLE_ERRORS):
-                raise
-            outage.report(error)
-            return empty_answer
-
-
-class RedisCache(BypassWhileUnreachable, PrometheusRedisCache):
-    """django-redis, counted (``cache_operations_total``, django-prometheus' get counters), and
-    bypassed while Redis is unreachable."""
-
 
 class LocMemCache(CountedCache, DjangoLocMemCache):
-    """Django's local-memory cache with ``cache_operations_total`` (development, one process)."""
+    """Django's local-memory cache, counted (development, one process). Not django-prometheus': it
+    returns the default for cached falsy values (``0``, ``""``)."""

@@ -1,11 +1,8 @@
-"""The answer to an unhandled exception: 503 when the database is unreachable, 500 otherwise.
+"""The root URLconf's ``handler500``: 503 when the database is unreachable, 500 otherwise
+(docs/ARCHITECTURE.md, "The database during an outage").
 
-Installed as ``handler500`` in the root URLconf. Django calls it from inside the ``except`` block
-of any view or middleware that raised, so the exception is at hand. A database that cannot be
-reached (connection refused, no free pool connection within the connect timeout, a connection
-broken mid-request) is an outage of a shared dependency, not a bug of the request: the client
-gets 503 with ``Retry-After`` and a page saying the service is temporarily unavailable, and the
-page itself touches no database (no context processors, no session, no user).
+Django calls it inside the ``except`` block of the view or middleware that raised, so the exception
+is at hand. The 503 page touches no database (no context processors, no session, no user).
 """
 
 from __future__ import annotations
