@@ -61,22 +61,15 @@ def serve_one_request(
     """Read one request within ``timeout`` seconds in all and answer it; the caller closes the connection."""
     try:
         head, rest = _read_head(connection, time.monotonic() + timeout)
+        if head is None:
+            return  # connected and closed (a TCP check) or sent nothing in time
+        response = _respond(_parse(head), connection, peer, application)
+        unread_input = rest or _has_body(head)
     except _Reject as reject:
-        connection.settimeout(1.0)
-        connection.sendall(_plain(reject.status, reject.message))
-        _discard_input(connection)  # what the client is still sending
-        return
-    if head is None:
-        return  # connected and closed (a TCP check) or sent nothing in time
-    try:
-        environ = _parse(head)
-    except _Reject as reject:
-        response = _plain(reject.status, reject.message)
-    else:
-        response = _respond(environ, connection, peer, application)
+        response, unread_input = _plain(reject.status, reject.message), True  # it may still be sending
     connection.settimeout(timeout)  # the request had its deadline; the small answer gets a fresh one
     connection.sendall(response)
-    if rest or _has_body(head):
+    if unread_input:
         _discard_input(connection)
 
 
