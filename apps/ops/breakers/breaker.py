@@ -102,23 +102,19 @@ class Breaker(pybreaker.CircuitBreaker):
             self.transition_reason = reason
             self._current = pybreaker_internals.new_state(self, new_state, previous=old, notify=True)
 
-    def open(self, reason: str | None = None) -> bool:
+    def open(self) -> bool:
         with self._transitions:
-            if reason is None:
-                reason = self._trip_reason()
             self.storage.opened_at = datetime.now(UTC)
-            self._transition(STATE_OPEN, reason)
+            self._transition(STATE_OPEN, self._trip_reason())
         return False  # pybreaker: "throw a new error on trip" — no, the caller gets the real one
 
-    def half_open(self, reason: str | None = None) -> None:
-        self._transition(STATE_HALF_OPEN, reason or f"recovery timeout of {self.reset_timeout:g} s elapsed")
+    def half_open(self) -> None:
+        self._transition(STATE_HALF_OPEN, f"recovery timeout of {self.reset_timeout:g} s elapsed")
 
-    def close(self, reason: str | None = None) -> None:
+    def close(self) -> None:
         with self._transitions:
             self.storage.reset_success_counter()
-            self._transition(
-                STATE_CLOSED, reason or f"{self.success_threshold} consecutive successful trial calls"
-            )
+            self._transition(STATE_CLOSED, f"{self.success_threshold} consecutive successful trial calls")
 
     def reset(self, reason: str) -> BreakerStatus:
         """Close the breaker and zero its counters (everywhere, when shared); the status before."""
