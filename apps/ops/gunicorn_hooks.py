@@ -14,7 +14,6 @@ from apps.ops import probe_listener
 from apps.ops.metrics.multiprocess import prepare_directory, worker_exited
 from apps.ops.shutdown import gunicorn_internals as gunicorn
 from apps.ops.shutdown.cleanup import finish_process, log_requests_killed
-from apps.ops.shutdown.master import MasterDrain
 from apps.ops.shutdown.middleware import CLOSE_CONNECTION_ENVIRON_KEY
 from apps.ops.shutdown.state import begin_stopping, create_shared_state, seconds_stopping
 
@@ -41,7 +40,7 @@ class ServerHooks:
     def on_starting(self, server) -> None:
         """Master, before any worker exists: metrics directory, shared drain flag, then on_reload."""
         os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
-        if gunicorn.Master(server).is_reexecuted():  # by USR2: the old master's workers still write there
+        if gunicorn.is_reexecuted(server):  # by USR2: the old master's workers still write there
             os.makedirs(self.metrics_dir, exist_ok=True)
         else:
             prepare_directory(self.metrics_dir)
@@ -50,7 +49,7 @@ class ServerHooks:
 
     def on_reload(self, server) -> None:
         """Master, also after SIGHUP re-read the settings: drain on SIGTERM, listen for probes."""
-        gunicorn.Master(server).handle_sigterm_with(MasterDrain(server, self.drain_delay))
+        gunicorn.drain_on_sigterm(server, self.drain_delay)
         if self.probe_address is None:
             probe_listener.close_listener()
             return

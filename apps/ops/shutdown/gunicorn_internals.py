@@ -1,4 +1,5 @@
-"""Every use of gunicorn's internals in the project.
+"""Every use of gunicorn's internals in the project: the master's drain, what a worker learns of it,
+the JSON access log.
 
 gunicorn's public extension points are its settings and server hooks, whose documentation shows
 ``server.log``, ``worker.log`` and ``worker.pid`` of the objects the hooks get, nothing else. The
@@ -17,62 +18,145 @@ Used here only:
 
 from __future__ import annotations
 
+import array
 import json
 import os
+import signal
 import socket
+import struct
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from gunicorn import sock
 from gunicorn.glogging import Logger
+from gunicorn.sock import close_sockets
 from gunicorn.util import parse_address
+
+from .state import announce
 
 WRITTEN_FOR = "gunicorn==27.0.1"  # tests/test_library_internals.py fails first on another version
 
+ABORT_GRACE_SECONDS = 1.0  # for a worker killed at the deadline to log, between SIGABRT and SIGKILL
+ACCEPT_QUEUE_WAIT_SECONDS = 1.0  # at most, for the workers to accept the connections already queued
+SO_ATTACH_FILTER = 26  # Linux's; Python's socket module does not name it
 
-class Master:
-    """The gunicorn master (its ``Arbiter``), driven by the drain as its main loop would drive it."""
 
-    def __init__(self, arbiter) -> None:
+def drain_on_sigterm(arbiter, delay: float) -> None:
+    arbiter.handle_term = MasterDrain(arbiter, delay)  # the main loop calls handle_<signal>()
+
+
+def is_reexecuted(arbiter) -> bool:
+    return bool(arbiter.master_pid)  # started by the USR2 of a master still running
+
+
+class MasterDrain:
+    """The master's SIGTERM: announce, close the door, wait for the workers, kill the late ones
+    (docs/ARCHITECTURE.md, "Graceful shutdown"). gunicorn's own closes the listeners at once, resetting
+    the connections queued on them. Ends with gunicorn's normal exit."""
+
+    def __init__(self, arbiter, delay: float) -> None:
         self.arbiter = arbiter
         self.log = arbiter.log
-        self.wait_for_signals = arbiter.wait_for_signals  # the signal handlers only queue the signals
-        self.stop_now = arbiter.handle_quit  # gunicorn's SIGQUIT: quick stop, raises StopIteration
-        self.reopen_log_files = arbiter.handle_usr1  # gunicorn's SIGUSR1, forwarded to the workers
-        self.reap_workers = arbiter.reap_workers  # runs the child_exit hook for each
-        self.signal_workers = arbiter.kill_workers  # forgets the workers already gone
+        self.delay = delay
 
-    def handle_sigterm_with(self, handler: Callable[[], None]) -> None:
-        self.arbiter.handle_term = handler
+    def __call__(self) -> None:
+        arbiter = self.arbiter
+        started = time.monotonic()
+        announce()
+        self.log.info(
+            "SIGTERM: draining; /ready answers 503 for %.1f s while requests are still served", self.delay
+        )
+        while (remaining := started + self.delay - time.monotonic()) > 0:
+            self._handle_signals(min(remaining, 0.5))
+            # Business as usual meanwhile, as in the main loop: reap, kill the hung (heartbeat), replace.
+            arbiter.reap_workers()
+            arbiter.murder_workers()
+            arbiter.manage_workers()
+        announced = time.monotonic() - started
 
-    def keep_workers(self) -> None:
-        """What the main loop does between signals: reap, kill the hung (heartbeat), replace the dead."""
-        self.arbiter.reap_workers()
-        self.arbiter.murder_workers()
-        self.arbiter.manage_workers()
+        self._close_the_door()
+        stopped, timeout = sorted(arbiter.WORKERS), arbiter.cfg.graceful_timeout
+        self.log.info(
+            "listeners closed; %d workers finish their requests in flight (at most %d s)",
+            len(stopped),
+            timeout,
+        )
+        arbiter.kill_workers(signal.SIGTERM)  # forgets the workers already gone
+        self._wait_for_workers(timeout)
+        killed = sorted(arbiter.WORKERS)
+        pids = ", ".join(map(str, killed))
+        if killed:
+            message = "graceful timeout (%d s): killing workers %s; they log the requests they were serving"
+            self.log.error(message, timeout, pids)
+            arbiter.kill_workers(signal.SIGABRT)
+            self._wait_for_workers(ABORT_GRACE_SECONDS)
+            arbiter.kill_workers(signal.SIGKILL)
+            arbiter.reap_workers()
+        self.log.info(
+            "drain finished in %.2f s: announced %.2f s, %d workers stopped, %d gracefully, "
+            "%d killed at the graceful deadline%s",
+            time.monotonic() - started,
+            announced,
+            len(stopped),
+            len(stopped) - len(killed),
+            len(killed),
+            f" (pids {pids})" if killed else "",
+        )
+        raise StopIteration  # gunicorn's normal exit path: halt(), on_exit, exit status 0
 
-    def worker_pids(self) -> list[int]:
-        return sorted(self.arbiter.WORKERS)
+    def _wait_for_workers(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self.arbiter.WORKERS and (remaining := deadline - time.monotonic()) > 0:
+            self._handle_signals(min(remaining, 0.1))
+            self.arbiter.reap_workers()  # runs the child_exit hook for each
 
-    def graceful_timeout(self) -> int:
-        return self.arbiter.cfg.graceful_timeout  # with the command line's and environment's overrides
+    def _handle_signals(self, timeout: float) -> None:
+        for sig in self.arbiter.wait_for_signals(timeout):  # the signal handlers only queue the signals
+            if sig == signal.SIGQUIT:
+                self.log.info("SIGQUIT during the drain: stopping immediately")
+                self.arbiter.handle_quit()  # gunicorn's SIGQUIT: quick stop, raises StopIteration
+            elif sig == signal.SIGUSR1:
+                self.arbiter.handle_usr1()  # reopens the log files, and the workers'
+            elif sig != signal.SIGCHLD:  # a worker exited: the loops reap
+                self.log.info(
+                    "%s ignored: already draining (SIGQUIT stops immediately)", signal.Signals(sig).name
+                )
 
-    def is_reexecuted(self) -> bool:
-        return bool(self.arbiter.master_pid)  # started by the USR2 of a master still running
+    def _close_the_door(self) -> None:
+        arbiter = self.arbiter
+        # While the listeners are shared (with a re-executed master, systemd or SO_REUSEPORT peers: the
+        # test of gunicorn's own stop()), a filter would starve their other owner and unlinking is theirs.
+        owned = arbiter.reexec_pid == arbiter.master_pid == 0 and not (
+            arbiter.systemd or arbiter.cfg.reuse_port
+        )
+        filtered = []
+        for sock in [listener.sock for listener in arbiter.LISTENERS] if owned else []:
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                continue  # Unix sockets: nothing in front of them routes elsewhere
+            try:
+                refuse_new_handshakes(sock)
+                filtered.append(sock)
+            except OSError as exc:
+                self.log.warning("cannot stop new connections on %s before closing it: %s", sock, exc)
+        deadline = time.monotonic() + ACCEPT_QUEUE_WAIT_SECONDS
+        while any(map(queued_connections, filtered)) and time.monotonic() < deadline:
+            time.sleep(0.005)  # the workers are accepting; the kernel's counter is all there is to watch
+        # As gunicorn's own stop() does, which then finds none left to close.
+        close_sockets(arbiter.LISTENERS, unlink=owned)
+        arbiter.LISTENERS = []
 
-    def owns_listeners(self) -> bool:
-        """False while they are shared: with a re-executed master (USR2), systemd or SO_REUSEPORT peers
-        (the test of gunicorn's own stop() before unlinking them)."""
-        a = self.arbiter
-        return a.reexec_pid == a.master_pid == 0 and not a.systemd and not a.cfg.reuse_port
 
-    def listening_sockets(self) -> list[socket.socket]:
-        return [listener.sock for listener in self.arbiter.LISTENERS]
+def refuse_new_handshakes(sock: socket.socket) -> None:
+    """Drop every packet reaching a listening socket (a classic BPF program): new SYNs go unanswered,
+    while the connections already queued, cloned before the filter existed, are untouched."""
+    drop_all = array.array("B", struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET | BPF_K: accept 0 bytes
+    program = struct.pack("HP", 1, drop_all.buffer_info()[0])  # struct sock_fprog {len, filter address}
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
 
-    def close_listeners(self) -> None:
-        """As gunicorn's own stop() does, which then finds none left to close."""
-        sock.close_sockets(self.arbiter.LISTENERS, unlink=self.owns_listeners())
-        self.arbiter.LISTENERS = []
+
+def queued_connections(sock: socket.socket) -> int:
+    """Connections waiting in a listening TCP socket's accept queue (Linux: ``tcp_info.tcpi_unacked``)."""
+    return struct.unpack_from("8B5I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104))[12]
 
 
 def bind_host(bind: str) -> str | None:
