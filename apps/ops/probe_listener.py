@@ -72,7 +72,6 @@ def close_listener() -> None:
     _listener = _listener_address = None
 
 
-# This worker's server, once serve_in_background started it.
 _server: _ProbeServer | None = None
 
 
