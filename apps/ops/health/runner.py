@@ -62,7 +62,14 @@ class _CheckThreads:
     def _work(self) -> None:
         while True:
             future, check, slot = self._tasks.get()
-            result = _run_in_thread(check, slot)
+            result = _execute(check)
+            try:
+                connections.close_all()  # the check's connections go back to the pool
+            except Exception:
+                logger.exception("closing the database connections of health check %s failed", check.key)
+            with slot.lock:
+                slot.keep(result)
+                slot.running = None
             # Idle before the result is out: a caller it wakes that starts another run at once
             # reuses this thread instead of starting a new one.
             self._idle.release()
@@ -137,21 +144,6 @@ def run_checks(checks: Sequence[HealthCheck]) -> HealthReport:
             for index, check in enumerate(checks)
         ]
     )
-
-
-def _run_in_thread(check: HealthCheck, slot: _Slot) -> CheckResult:
-    """Run a check in a check thread, cache its result, and return the connections it took; never raises."""
-    try:
-        result = _execute(check)
-    finally:
-        try:
-            connections.close_all()  # back to the pool (or closed, without a pool)
-        except Exception:
-            logger.exception("closing the database connections of health check %s failed", check.key)
-    with slot.lock:
-        slot.keep(result)
-        slot.running = None
-    return result
 
 
 def _execute(check: HealthCheck) -> CheckResult:
