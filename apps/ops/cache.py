@@ -1,12 +1,9 @@
-"""The cache backends named in ``CACHES``: every call counted, Redis bypassed while unreachable
-(docs/ARCHITECTURE.md, "The cache during a Redis outage").
+"""The cache backends named in ``CACHES``: every call counted in ``cache_operations_total``, Redis
+bypassed while unreachable (docs/ARCHITECTURE.md, "The cache during a Redis outage").
 
-Every call of Django's cache API is counted in ``cache_operations_total{operation, result}``. The
-first call that finds Redis unreachable records an :class:`Outage` for this process: from then on
-every call is answered at once as an empty cache (``get`` gives the default, writes and deletions
-are lost) while a background thread pings Redis, until its first answer. ``incr``/``decr`` (a missing
-key raises) and operations beyond Django's cache API (locks, key scans) are not bypassed: a feature
-that needs Redis itself fails alone, with Redis' error.
+While a process's :class:`Outage` lasts, calls are answered at once as an empty cache (writes and
+deletions are lost). ``incr``/``decr`` (a missing key raises) and operations beyond Django's cache
+API (locks, key scans) are not bypassed: a feature that needs Redis fails alone, with Redis' error.
 """
 
 from __future__ import annotations
@@ -103,11 +100,9 @@ _registry_lock = threading.Lock()
 
 
 def ping_client(cache_client: redis.Redis) -> redis.Redis:
-    """A client on the cache's server and timeouts with redis-py's retries turned off, kept per process.
-
-    A probe or a watcher needs one honest attempt, bounded by the socket timeouts; the cache's own
-    pool stays free for pages. Sentinel and cluster pools are used as they are.
-    """
+    """A client on the cache's server and timeouts without redis-py's retries, kept per process: a
+    probe or a watcher needs one honest attempt, and the cache's own pool stays free for pages.
+    Sentinel and cluster pools are used as they are."""
     pool = cache_client.connection_pool
     if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
         return cache_client
@@ -130,7 +125,7 @@ def disconnect_ping_clients() -> None:
 
 
 def reset() -> None:
-    """Forget every outage record of this process and stop their watchers (tests; settings changes)."""
+    """Forget every outage record of this process and stop their watchers (tests)."""
     with _registry_lock:
         outages = [_outages.pop(key) for key in list(_outages) if key[0] == os.getpid()]
     for outage in outages:
@@ -148,7 +143,7 @@ _NOT_BYPASSED = object()  # the "empty cache answer" of a call that is never byp
 class CountedCache:
     """Counts each call of Django's cache API by operation and result; put it before the backend."""
 
-    outage: Outage | None = None  # bypassed while unreachable: Redis backends only
+    outage: Outage | None = None  # Redis backends only: calls are bypassed while it lasts
 
     def counted_call(self, operation: str, empty_answer: Any, *args: Any, **kwargs: Any) -> Any:
         """``operation`` of the backend, counted; ``empty_answer`` is what an empty cache answers."""

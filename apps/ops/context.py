@@ -1,7 +1,5 @@
-"""Who the current request is for, as seen from ops code that has no request object.
-
-The tenant is owned by the tenants app; ops reaches it through the dotted path in
-``settings.OPS_CURRENT_TENANT_FUNCTION`` so that ops never imports a business app.
+"""The current request's id and tenant, for ops code that has no request object. The tenant comes
+through the dotted path ``settings.OPS_CURRENT_TENANT_FUNCTION``, so ops never imports a business app.
 """
 
 from __future__ import annotations

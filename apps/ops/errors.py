@@ -1,8 +1,6 @@
 """The root URLconf's ``handler500``: 503 when the database is unreachable, 500 otherwise
-(docs/ARCHITECTURE.md, "The database during an outage").
-
-Django calls it inside the ``except`` block of the view or middleware that raised, so the exception
-is at hand. The 503 page touches no database (no context processors, no session, no user).
+(docs/ARCHITECTURE.md, "The database during an outage"). Django calls it inside the ``except`` block
+of the view or middleware that raised. The 503 page touches no database (no session, no user).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""Metrics (docs/ARCHITECTURE.md, "Metrics"). Public API: ``record_subscriber_created`` and
-``record_provisioning`` for business apps, ``add_scrape_collector`` for ops.
-
-Every import here is inside a function: the gunicorn master imports ``apps.ops.metrics.multiprocess``,
-which runs this file first, without Django and before prometheus_client may be imported.
+"""Metrics (docs/ARCHITECTURE.md, "Metrics"): ``record_subscriber_created`` and ``record_provisioning``
+for business apps, ``add_scrape_collector`` for ops. Every import here is inside a function: the
+gunicorn master imports ``.multiprocess``, which runs this file first, without Django and before
+prometheus_client may be imported.
 """
 
 from __future__ import annotations

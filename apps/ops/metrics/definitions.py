@@ -46,9 +46,7 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route", "tenant"], buckets=REQUEST_DURATION_BUCKETS,
 )  # fmt: skip
 CACHE_OPERATIONS = Counter("cache_operations", "Cache operations by result.", ["operation", "result"])
-# Connections this process holds: checked out of the pool (pooled) or open (not pooled). Each
-# worker counts its own on checkout/return; "livesum" adds the live workers' values at scrape time
-# and drops a worker's value when it dies.
+# Each worker counts its own; "livesum" adds the live workers' values and drops a dead worker's.
 DATABASE_CONNECTIONS_ACTIVE = Gauge(
     "database_connections_active", "Database connections in use (checked out of the pool, or open).",
     ["alias"], multiprocess_mode="livesum",

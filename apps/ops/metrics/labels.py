@@ -1,9 +1,7 @@
-"""Label values that stay bounded whatever clients send: method, route and tenant
-(docs/ARCHITECTURE.md, "Labels stay bounded").
+"""Label values that stay bounded whatever clients send (docs/ARCHITECTURE.md, "Labels stay bounded").
 
 The tenant cap is shared by the workers of one server: the admitted slugs live in a file in the
-multiprocess directory (appended under ``flock``), wiped with the counters at server start. Without
-that directory (tests, ``runserver``) the set is kept in memory.
+multiprocess directory, wiped with the counters at server start; without one, in memory.
 """
 
 from __future__ import annotations
@@ -17,20 +15,17 @@ from django.conf import settings
 from apps.ops.context import current_tenant_slug
 
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
-OTHER_METHOD = "other"
-UNMATCHED_ROUTE = "unmatched"
-NO_TENANT = "none"
 OTHER_TENANT = "other"
 ADMITTED_TENANTS_FILE = "admitted-tenants.txt"
 
 
 def method_label(method: str | None) -> str:
-    return method if method in STANDARD_METHODS else OTHER_METHOD
+    return method if method in STANDARD_METHODS else "other"
 
 
 def route_label(request: object) -> str:
     match = getattr(request, "resolver_match", None)
-    return match.view_name if match is not None and match.view_name else UNMATCHED_ROUTE
+    return match.view_name if match is not None and match.view_name else "unmatched"
 
 
 class TenantLabels:
@@ -47,7 +42,7 @@ class TenantLabels:
 
     def label(self, slug: str | None) -> str:
         if not slug:
-            return NO_TENANT
+            return "none"
         if slug in self._admitted:  # the per-request path: one set lookup, no lock
             return slug
         if self._full:
@@ -59,7 +54,15 @@ class TenantLabels:
         limit = settings.METRICS_TENANT_LABEL_LIMIT
         directory = settings.PROMETHEUS_MULTIPROC_DIR
         if directory and os.path.isdir(directory):
-            admitted = _admit_shared(os.path.join(directory, ADMITTED_TENANTS_FILE), slug, limit)
+            # Every worker's admitted slugs, appending ``slug`` if there is room.
+            with open(os.path.join(directory, ADMITTED_TENANTS_FILE), "a+", encoding="utf-8") as shared:
+                fcntl.flock(shared, fcntl.LOCK_EX)
+                shared.seek(0)
+                admitted = {line.strip() for line in shared if line.strip()}
+                if slug not in admitted and len(admitted) < limit:
+                    shared.write(slug + "\n")
+                    shared.flush()
+                    admitted.add(slug)
         else:
             admitted = self._admitted | {slug} if len(self._admitted) < limit else self._admitted
         self._admitted = frozenset(admitted)
@@ -67,22 +70,8 @@ class TenantLabels:
         return slug if slug in admitted else OTHER_TENANT
 
 
-def _admit_shared(path: str, slug: str, limit: int) -> set[str]:
-    """Read the admitted slugs of all workers, appending ``slug`` if there is room."""
-    with open(path, "a+", encoding="utf-8") as shared:
-        fcntl.flock(shared, fcntl.LOCK_EX)
-        shared.seek(0)
-        admitted = {line.strip() for line in shared if line.strip()}
-        if slug not in admitted and len(admitted) < limit:
-            shared.write(slug + "\n")
-            shared.flush()
-            admitted.add(slug)
-        return admitted
-
-
 tenant_labels = TenantLabels()
 
 
 def current_tenant_label() -> str:
-    """The ``tenant`` label value of the current request or task (``apps.ops.context``)."""
     return tenant_labels.label(current_tenant_slug())

@@ -1,8 +1,7 @@
 """Request metrics middleware, which also answers ``/metrics`` (docs/ARCHITECTURE.md, "Access").
 
-Placed right after the probe middleware, so it counts every response below it (the drain guard's
-503s, host validation's 400s) and answers scrapes before host validation: Prometheus scrapes the pod
-IP, which is not in ``ALLOWED_HOSTS``.
+Placed right after the probe middleware: it counts every response below it (the drain guard's 503s,
+host validation's 400s) and answers scrapes before host validation, as Prometheus scrapes the pod IP.
 """
 
 from __future__ import annotations
@@ -26,34 +25,23 @@ _histogram_for = functools.cache(HTTP_REQUEST_DURATION.labels)
 
 
 class RequestMetricsMiddleware:
-    """Records ``http_requests_total`` and ``http_request_duration_seconds`` for every request."""
-
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
-        if request.path_info in METRICS_PATHS:
-            response = metrics_view(request)
-            self.record(request, response, start, route=METRICS_ROUTE)
-            return response
+        scrape = request.path_info in METRICS_PATHS
+        response = None
         try:
-            response = self.get_response(request)
-        except BaseException:
-            # Django turns exceptions into responses below this middleware; this covers the rest.
-            self.record(request, None, start)
-            raise
-        self.record(request, response, start)
-        return response
-
-    def record(
-        self, request: HttpRequest, response: HttpResponse | None, start: float, route: str | None = None
-    ) -> None:
-        elapsed = time.perf_counter() - start
-        method = method_label(request.method)
-        route = route or route_label(request)
-        # Read after the response: the tenant middleware runs deeper in the stack.
-        tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
-        status = str(response.status_code) if response is not None else "500"
-        _counter_for(method, route, status, tenant).inc()
-        _histogram_for(method, route, tenant).observe(elapsed)
+            response = metrics_view(request) if scrape else self.get_response(request)
+            return response
+        finally:
+            elapsed = time.perf_counter() - start
+            method = method_label(request.method)
+            route = METRICS_ROUTE if scrape else route_label(request)
+            # Read after the response: the tenant middleware runs deeper in the stack.
+            tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
+            # No response: an exception Django did not turn into one below this middleware.
+            status = str(response.status_code) if response is not None else "500"
+            _counter_for(method, route, status, tenant).inc()
+            _histogram_for(method, route, tenant).observe(elapsed)

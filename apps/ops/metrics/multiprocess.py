@@ -6,9 +6,6 @@ The master imports this module with its config file, without Django and possibly
 sets ``PROMETHEUS_MULTIPROC_DIR``. So it imports neither Django nor, at module level,
 prometheus_client: prometheus_client chooses its multiprocess value class from that variable the
 first time it is imported, and workers inherit the choice by fork.
-
-Folds run under an exclusive ``flock`` on ``.fold.lock``, scrapes (``collectors.py``) under a shared
-one, so a scrape never sees a dead worker's samples twice (file and archive) or not at all.
 """
 
 from __future__ import annotations
@@ -35,7 +32,8 @@ _open_archives: dict[str, SamplesFile] = {}  # by absolute file name; the master
 
 @contextmanager
 def locked(path: str, operation: int) -> Iterator[None]:
-    """Hold ``flock(operation)`` on the directory's lock file; released even if the holder dies."""
+    """Hold ``flock(operation)`` on the directory's lock file, released even if the holder dies. Folds
+    hold it exclusively, scrapes shared: a scrape sees a dead worker's samples once, file or archive."""
     fd = os.open(os.path.join(path, LOCK_FILE_NAME), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, operation)
@@ -86,12 +84,9 @@ def worker_exited(path: str, pid: int) -> None:
 
 def _fold(archive: SamplesFile, key: str, value: float, timestamp: float, mode: str) -> None:
     archived = archive.get(key)
-    if archived is None:
+    if archived is None or (mode == "mostrecent" and timestamp > archived[1]):
         archive.set(key, value, timestamp)
-    elif mode == "mostrecent":
-        if timestamp > archived[1]:
-            archive.set(key, value, timestamp)
     elif mode in _GAUGE_FOLD_RULES:
         archive.set(key, _GAUGE_FOLD_RULES[mode](archived[0], value), max(archived[1], timestamp))
-    else:  # counters, histogram buckets and sums, summary counts and sums: add
+    elif mode != "mostrecent":  # counters, histogram buckets and sums, summary counts and sums: add
         archive.set(key, archived[0] + value, 0.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from prometheus_client.exposition import choose_encoder
 
 from apps.ops.bearer import presented_token, token_matches
@@ -11,6 +11,7 @@ from apps.ops.bearer import presented_token, token_matches
 from .collectors import scrape_registry
 
 METRICS_ROUTE = "ops:metrics"
+_READ_METHODS = ("GET", "HEAD")
 
 
 def _refusal(request: HttpRequest) -> str | None:
@@ -29,10 +30,8 @@ def _refusal(request: HttpRequest) -> str | None:
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Render every metric of every worker in the format the scraper asked for."""
-    if request.method not in ("GET", "HEAD"):
-        response = HttpResponse("metrics are read with GET\n", status=405, content_type="text/plain")
-        response["Allow"] = "GET, HEAD"
-        return response
+    if request.method not in _READ_METHODS:
+        return HttpResponseNotAllowed(_READ_METHODS, "metrics are read with GET\n", content_type="text/plain")
     refusal = _refusal(request)
     if refusal:
         response = HttpResponse(refusal + "\n", status=401, content_type="text/plain; charset=utf-8")

@@ -1,6 +1,5 @@
 """Database backends (``ENGINE = "apps.ops.metrics.db.postgresql"`` or ``.sqlite3``): django-prometheus'
-wrappers of Django's own, plus ``database_connections_active{alias}`` (docs/ARCHITECTURE.md, "Metrics").
-"""
+wrappers of Django's own, plus ``database_connections_active{alias}`` (docs/ARCHITECTURE.md, "Metrics")."""
 
 from __future__ import annotations
 

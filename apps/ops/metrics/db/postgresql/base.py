@@ -1,5 +1,3 @@
-"""``DatabaseWrapper`` for ``ENGINE = "apps.ops.metrics.db.postgresql"``."""
-
 from django_prometheus.db.backends.postgresql import base
 
 from apps.ops.metrics.db import ConnectionsInUseMixin

@@ -1,5 +1,3 @@
-"""``DatabaseWrapper`` for ``ENGINE = "apps.ops.metrics.db.sqlite3"``."""
-
 from django_prometheus.db.backends.sqlite3 import base
 
 from apps.ops.metrics.db import ConnectionsInUseMixin
