@@ -83,9 +83,8 @@ class ServerHooks:
                 gunicorn_handler(signum, frame)
 
         def on_quit(signum, frame) -> None:
-            # gunicorn's handler also shuts the request thread pool down, from the signal handler: that
-            # deadlocks when the signal interrupts the pool's submit() (CPython issue 121649), and the
-            # worker hangs until the master's SIGKILL. worker_exit ends the process, pool included.
+            # gunicorn's handler shuts the request thread pool down in the signal handler, a deadlock
+            # if it interrupted the pool's submit() (CPython issue 121649); the exit ends the pool too.
             self.worker_int(worker)
             sys.exit(0)
 
@@ -93,7 +92,7 @@ class ServerHooks:
         signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn does: do not interrupt active requests
         signal.signal(signal.SIGQUIT, on_quit)
         signal.signal(signal.SIGINT, on_quit)
-        if gunicorn.worker_told_to_stop(worker):  # SIGTERM arrived while the application was loading
+        if not worker.alive:  # gunicorn's SIGTERM handler cleared it while the application was loading
             begin_stopping()
         application = gunicorn.close_connection_through(worker, CLOSE_CONNECTION_ENVIRON_KEY)
         prepare_worker(worker)
@@ -125,10 +124,8 @@ class ServerHooks:
 
 
 def prepare_worker(worker) -> None:
-    """Load what first requests would (URL patterns, views, the migration files /ready reads: 100 ms
-    or more of a new worker's first requests), then freeze it out of the garbage collector's walks
-    (with the application loaded, a full collection walks some 70,000 objects: 70 ms for whichever
-    request triggers it). What is loaded here lives as long as the worker."""
+    """Load what first requests would (URL patterns, views, the migration files /ready reads), then
+    freeze it out of the garbage collector's walks (docs/ARCHITECTURE.md, "Worker start")."""
     from django.apps import apps
 
     if apps.ready:  # a Django application (the benchmark's bare WSGI ceiling is not one)

@@ -11,7 +11,7 @@ Used here only:
   ``reap_workers``, ``murder_workers``, ``manage_workers``, ``kill_workers``, ``WORKERS``,
   ``LISTENERS`` and their ``sock``, ``master_pid``, ``reexec_pid``, ``systemd``,
   ``cfg.graceful_timeout``, ``cfg.reuse_port``; ``gunicorn.sock.close_sockets``;
-- ``Worker``: ``alive``, ``booted``, ``wsgi`` (wrapped); ``start_response.__self__.force_close``;
+- ``Worker``: ``booted``, ``wsgi`` (wrapped); ``start_response.__self__.force_close``;
 - ``gunicorn.glogging.Logger``: ``access`` (overridden), ``access_log_enabled``, ``access_log``, and
   the response's ``status``, ``headers``, ``sent``; ``gunicorn.util.parse_address``.
 """
@@ -76,11 +76,8 @@ class MasterDrain:
 
         self._close_the_door()
         stopped, timeout = sorted(arbiter.WORKERS), arbiter.cfg.graceful_timeout
-        self.log.info(
-            "listeners closed; %d workers finish their requests in flight (at most %d s)",
-            len(stopped),
-            timeout,
-        )
+        message = "listeners closed; %d workers finish their requests in flight (at most %d s)"
+        self.log.info(message, len(stopped), timeout)
         arbiter.kill_workers(signal.SIGTERM)  # forgets the workers already gone
         self._wait_for_workers(timeout)
         killed = sorted(arbiter.WORKERS)
@@ -165,19 +162,14 @@ def bind_host(bind: str) -> str | None:
     return address[0] if isinstance(address, tuple) else None
 
 
-def worker_told_to_stop(worker) -> bool:
-    return not worker.alive  # gunicorn's SIGTERM handler clears it
-
-
 def worker_booted(worker) -> bool:
     return worker.booted  # the application loaded and post_worker_init ran
 
 
 def close_connection_through(worker, environ_key: str) -> Callable:
-    """Wrap the worker's WSGI application (no hook hands it over) so that calling
-    ``environ[environ_key]`` makes gunicorn close the connection after the response: it drops an
-    application's ``Connection`` header, as PEP 3333 asks, and its ``start_response`` is a method of
-    the response, which has ``force_close``. Not under another caller (the probe listener's)."""
+    """Wrap the worker's WSGI application (no hook hands it over): ``environ[environ_key]()`` makes gunicorn
+    close the connection after the response (its ``force_close``), not under another caller (the probe
+    listener's)."""
     wrapped = worker.wsgi
 
     def application(environ, start_response):

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from . import state
 
-# WSGI environ key of a callable, put there by the server integration, that makes the server close
-# the connection after this response: gunicorn drops a Connection header set by the application, as
-# PEP 3333 asks.
+# WSGI environ key of a callable the server puts there to close the connection after the response:
+# gunicorn drops a Connection header set by the application, as PEP 3333 asks.
 CLOSE_CONNECTION_ENVIRON_KEY = "dotmac.close_connection"
-# A refused client should retry at once: another instance can take the request now.
-RETRY_AFTER_SECONDS = 1
 REFUSAL_MESSAGE = "The server is restarting; retry the request."
 
 
 class DrainMiddleware:
-    """A request reaching a stopping process gets 503, ``Retry-After`` and ``Connection: close``: nothing
-    of it ran, so the client may retry it elsewhere, a POST too. While the drain is announced, responses
-    close their connection (clients reconnect through their load balancer)."""
+    """A request reaching a stopping process gets 503 before any view ran (a POST too may be sent again);
+    while the drain is announced, responses close their connection (clients reconnect elsewhere)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
@@ -50,7 +46,7 @@ def _refusal(request):
     else:
         response = HttpResponse(REFUSAL_MESSAGE + "\n", status=503, content_type="text/plain; charset=utf-8")
     response["Content-Length"] = str(len(response.content))
-    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Retry-After"] = "1"  # at once: another instance can take the request now
     response["Cache-Control"] = "no-store"
     # Counted in the process's drain summary; one ERROR line per refusal from django.request would
     # bury it (Django's log_response skips a response marked as logged).

@@ -10,8 +10,7 @@ from collections import Counter
 from typing import NamedTuple
 
 # One byte shared by the master and its workers (MAP_SHARED | MAP_ANONYMOUS, inherited by fork): every
-# worker, one booted during the announce phase too, sees the announce at once for the price of a byte
-# read per request (no file to stat).
+# worker, one booted while it is set too, sees the announce at once, for a byte read (no file to stat).
 _shared_flag: mmap.mmap | None = None
 _stopping_since: float | None = None  # time.monotonic() when this process got SIGTERM
 
