@@ -98,30 +98,38 @@ class BreakerRegistry:
 
     def get(self, name: str) -> Breaker:
         """The breaker called ``name``, created on first use, with the configuration in force."""
-        overrides = self._overrides()
+        read = self._read_settings()  # before the mutex, which reading the settings takes
+        overrides = config.overrides.current(read.refresh_seconds)
         breaker = self._breakers.get(name)
         if breaker is None:
             config.validate_name(name)
             with self._mutex:
                 breaker = self._breakers.get(name)
                 if breaker is None:
-                    storage = ResilientStorage(name, self._read_settings().link)
-                    breaker = Breaker(name, self._config(name, overrides), storage)
+                    storage = ResilientStorage(name, read.link)
+                    breaker = Breaker(name, config.resolve(name, read.configured, overrides), storage)
                     self._breakers[name] = breaker
         if overrides is not self._configured_with:  # staff changed them: live breakers follow
-            for live_name, live in list(self._breakers.items()):
-                live.config = self._config(live_name, overrides)
-            self._configured_with = overrides
+            with self._mutex:
+                # The newest overrides, not this thread's: a thread that read them earlier must not
+                # put older values back.
+                latest = config.overrides.current(read.refresh_seconds)
+                if latest is not self._configured_with:
+                    for live_name, live in self._breakers.items():
+                        live.config = config.resolve(live_name, read.configured, latest)
+                    self._configured_with = latest
         return breaker
 
     def statuses(self) -> list[BreakerStatus]:
         """Every known breaker's status, sorted by name: one Redis round trip, never raises."""
-        overrides = self._overrides()
         try:
-            return self._statuses(overrides)
+            return self._statuses(self._overrides())
         except Exception:
             logger.exception("circuit breaker statuses: unexpected error, reporting local state only")
-            return self._local_statuses(set(self._breakers), overrides)
+            return [
+                BreakerStatus.of(name, breaker.config, breaker.storage.local_snapshot(), shared=False)
+                for name, breaker in sorted(self._breakers.items())
+            ]
 
     def _statuses(self, overrides: Overrides) -> list[BreakerStatus]:
         configured = set(self._read_settings().configured) | set(overrides)
