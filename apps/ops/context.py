@@ -16,5 +16,6 @@ _tenant_function = cache(import_string)
 
 
 def current_tenant_slug() -> str | None:
-    """The slug of the resolved tenant of the current request/task, or None."""
-    return _tenant_function(settings.OPS_CURRENT_TENANT_FUNCTION)()
+    """The slug of the resolved tenant of the current request/task, or None (also with no function set)."""
+    path = settings.OPS_CURRENT_TENANT_FUNCTION
+    return _tenant_function(path)() if path else None

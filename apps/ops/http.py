@@ -2,7 +2,8 @@
 
 ``request("POST", url, breaker="provisioning", json={...})`` returns a :class:`Response` for 2xx-4xx
 answers, or raises :class:`CircuitOpenError`, an :class:`UpstreamError` (a failure for the breaker) or
-:class:`InvalidURL`. Timeouts and outcomes: docs/ARCHITECTURE.md, "Outbound HTTP".
+:class:`InvalidURL`. ``CircuitOpenError`` is the breakers' own error (no call was made), not an
+:class:`OutboundError`: a caller handles both. Timeouts and outcomes: docs/ARCHITECTURE.md, "Outbound HTTP".
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class SubscriberForm(forms.ModelForm):
             with transaction.atomic():
                 return self.save()
         except IntegrityError:
-            if not Subscriber.objects.filter(tenant=self.tenant, email=self.cleaned_data["email"]).exists():
+            taken = Subscriber.objects.filter(tenant=self.tenant, email=self.cleaned_data["email"])
+            if not taken.exclude(pk=self.instance.pk).exists():
                 raise  # another constraint: not ours to explain
             self.add_error("email", DUPLICATE_EMAIL)
             return None
