@@ -1,6 +1,7 @@
 """The gunicorn server hooks ``deploy/gunicorn.conf.py`` wires: the drain, metrics upkeep, probe
-listener and warm-up. Django is imported in :func:`prepare_worker` only, in a worker: the master
-imports this module and must not load the application before it forks."""
+listener and warm-up. Nothing here imports Django at module level: the master imports this module and
+must not load the application before it forks; Django is imported in the workers only (the warm-up of
+:func:`prepare_worker`, the cleanup tasks at exit)."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ SSL redirect, sessions and the rest (docs/ARCHITECTURE.md, "Probes"). GET and HE
 never fails, draining included: a restart helps only a process beyond repair, and nothing in the
 process can tell that it is.
 
-No Django import at module level: the settings import :data:`PROBE_PATHS`, and the gunicorn master
-imports the probe listener, which imports this module.
+No Django import at module level: the gunicorn master imports the probe listener, which imports
+this module.
 """
 
 from __future__ import annotations

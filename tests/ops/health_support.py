@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from apps.ops import health, shutdown
+from apps.ops import health
+from apps.ops.shutdown import state as shutdown
 
 
 @pytest.fixture(autouse=True)

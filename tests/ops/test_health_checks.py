@@ -11,7 +11,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 
-from apps.ops import shutdown
 from apps.ops.breakers import breaker_status, get_breaker
 from apps.ops.health import CheckFailed, CheckWarning, HealthCheck, Observation, Status
 from apps.ops.health.checks import (
@@ -26,7 +25,8 @@ from apps.ops.health.checks import (
 from apps.ops.health.config import configured_checks, readiness_checks
 from apps.ops.health.runner import run_checks
 from apps.ops.metrics.definitions import HEALTH_CHECK_DURATION, HEALTH_CHECK_STATUS
-from tests.ops.breaker_support import fresh_breakers, trip  # noqa: F401  (fresh_breakers: a fixture)
+from apps.ops.shutdown import state as shutdown
+from tests.ops.breaker_support import trip
 from tests.ops.health_support import RedisCommandCounter, fresh_health_state  # noqa: F401  (autouse)
 from tests.servers import wait_until
 

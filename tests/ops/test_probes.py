@@ -21,13 +21,13 @@ import psycopg
 import pytest
 from django.db.backends.signals import connection_created
 
-from apps.ops import shutdown
 from apps.ops.health.runner import reset as reset_cached_results
 from apps.ops.probes import with_wsgi_liveness
+from apps.ops.shutdown import state as shutdown
 from dotmac.settings.env import cache_from_url
 from dotmac.wsgi import application
 from tests.gunicorn import GunicornServer
-from tests.ops.breaker_support import fresh_breakers, trip  # noqa: F401  (fresh_breakers: a fixture)
+from tests.ops.breaker_support import trip
 from tests.ops.health_support import RedisCommandCounter, fresh_health_state  # noqa: F401  (autouse)
 from tests.servers import PostgresServer, RedisServer, free_port, wait_until
 

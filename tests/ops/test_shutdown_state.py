@@ -22,11 +22,11 @@ from apps.ops.shutdown.middleware import CLOSE_CONNECTION_ENVIRON_KEY, DrainMidd
 
 @pytest.fixture(autouse=True)
 def _serving_again():
-    shutdown.reset()
-    cleanup.reset()
+    state.reset()
+    cleanup.restore_builtin_tasks()
     yield
-    shutdown.reset()
-    cleanup.reset()
+    state.reset()
+    cleanup.restore_builtin_tasks()
 
 
 # --- Cleanup registry ---------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_announce_in_the_master_is_seen_at_once_by_a_forked_worker():
             os._exit(0)
     try:
         assert os.read(to_parent_read, 1) == b"0"
-        shutdown.announce()
+        state.announce()
         assert os.read(to_parent_read, 1) == b"1"
     finally:
         os.waitpid(pid, 0)
@@ -192,7 +192,7 @@ def test_requests_are_served_normally_while_serving(client):
 
 @pytest.mark.django_db
 def test_announce_fails_readiness_but_pages_are_served_and_close_their_connection(client):
-    shutdown.announce()
+    state.announce()
     closer = _Closer()
     assert client.get("/ready").status_code == 503
     assert client.get("/live").status_code == 200

@@ -1,5 +1,6 @@
-"""Health checks: the check interface, the built-in checks and the concurrent runner, free of request
-objects so views, commands and server hooks can all use them (docs/ARCHITECTURE.md, "Probes").
+"""Health checks: the check interface, the built-in checks, the concurrent runner and the probes'
+answers, for the probe middleware, ``manage.py health`` and the server hooks (docs/ARCHITECTURE.md,
+"Probes").
 
 Writing a check: :class:`HealthCheck`, :class:`CheckWarning`, :class:`CheckFailed`,
 :class:`Observation`, :class:`Status` (``apps.ops.health.base``).

@@ -3,6 +3,6 @@ Nothing here imports Django at module level: the gunicorn master imports this pa
 
 from .cleanup import register_cleanup
 from .middleware import DrainMiddleware
-from .state import announce, is_draining, reset
+from .state import is_draining
 
-__all__ = ["DrainMiddleware", "announce", "is_draining", "register_cleanup", "reset"]
+__all__ = ["DrainMiddleware", "is_draining", "register_cleanup"]

@@ -163,7 +163,7 @@ def flush_logs() -> None:
             flushable.flush()
 
 
-def reset() -> None:
+def restore_builtin_tasks() -> None:
     """Only the built-in tasks, registered first so that they run last, logs at the very end."""
     _tasks.clear()
     register_cleanup("logs", flush_logs, timeout=1.0)
@@ -171,4 +171,4 @@ def reset() -> None:
     register_cleanup("database", close_database_connections, timeout=3.0)
 
 
-reset()
+restore_builtin_tasks()
