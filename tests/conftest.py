@@ -1,7 +1,8 @@
 """Shared fixtures: real PostgreSQL and Redis servers for the whole session, and test data.
 
 The servers are started on the ports ``tests/session.py`` chose (``settings.TEST_SERVERS``) before any
-test runs and are stopped when the session ends. If one cannot start, the session fails with the server's own message.
+test runs and are stopped when the session ends. If one cannot start, the session fails with the
+server's own message.
 """
 
 from __future__ import annotations
