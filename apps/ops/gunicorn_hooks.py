@@ -93,7 +93,7 @@ class ServerHooks:
         signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn does: do not interrupt active requests
         signal.signal(signal.SIGQUIT, on_quit)
         signal.signal(signal.SIGINT, on_quit)
-        if not worker.alive:  # gunicorn's SIGTERM handler cleared it while the application was loading
+        if gunicorn.worker_told_to_stop(worker):  # a SIGTERM came while the application was loading
             begin_stopping()
         application = gunicorn.close_connection_through(worker, CLOSE_CONNECTION_ENVIRON_KEY)
         prepare_worker(worker)

@@ -11,7 +11,7 @@ Used here only:
   ``reap_workers``, ``murder_workers``, ``manage_workers``, ``kill_workers``, ``WORKERS``,
   ``LISTENERS`` and their ``sock``, ``master_pid``, ``reexec_pid``, ``systemd``,
   ``cfg.graceful_timeout``, ``cfg.reuse_port``; ``gunicorn.sock.close_sockets``;
-- ``Worker``: ``booted``, ``wsgi`` (wrapped); ``start_response.__self__.force_close``;
+- ``Worker``: ``booted``, ``alive``, ``wsgi`` (wrapped); ``start_response.__self__.force_close``;
 - ``gunicorn.glogging.Logger``: ``access`` (overridden), ``access_log_enabled``, ``access_log``, and
   the response's ``status``, ``headers``, ``sent``; ``gunicorn.util.parse_address``.
 """
@@ -164,6 +164,10 @@ def bind_host(bind: str) -> str | None:
 
 def worker_booted(worker) -> bool:
     return worker.booted  # the application loaded and post_worker_init ran
+
+
+def worker_told_to_stop(worker) -> bool:
+    return not worker.alive  # gunicorn's SIGTERM handler clears it; no hook tells a worker
 
 
 def close_connection_through(worker, environ_key: str) -> Callable:
