@@ -13,6 +13,9 @@ from . import context
 # An upstream request id is kept only when it is short and plain; anything else gets a fresh one.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Characters some log splitters take for a line end (str.splitlines() does): escaped, so that a path
+# or a User-Agent cannot split one record into two lines, or forge a second one.
+_LINE_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"})
 
 
 class RequestContextFilter(logging.Filter):
@@ -44,7 +47,24 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        # JSON escapes the ASCII control characters itself, not the line breaks beyond ASCII.
+        return json.dumps(payload, default=str, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+class TextFormatter(logging.Formatter):
+    """The development format, one line per record but for a traceback."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_LINE_BREAKS)
+
+
+class OneLineWarning(logging.Filter):
+    """Turns a record into a WARNING without its traceback (Django logs a bad Host at ERROR with one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
 
 
 class RequestIdMiddleware:

@@ -235,10 +235,16 @@ LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "json" if IS_PRODUCTION 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "apps.ops.logging.RequestContextFilter"}},
+    "filters": {
+        "request_context": {"()": "apps.ops.logging.RequestContextFilter"},
+        "one_line_warning": {"()": "apps.ops.logging.OneLineWarning"},
+    },
     "formatters": {
         "json": {"()": "apps.ops.logging.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s"},
+        "text": {
+            "()": "apps.ops.logging.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(tenant)s] %(message)s",
+        },
     },
     "handlers": {
         "stdout": {
@@ -251,7 +257,12 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # Host-header errors from scanners are not worth an ERROR line each.
-        "django.security.DisallowedHost": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
+        # Host-header errors from scanners are not worth an ERROR line with a traceback each.
+        "django.security.DisallowedHost": {
+            "handlers": ["stdout"],
+            "level": "WARNING",
+            "filters": ["one_line_warning"],
+            "propagate": False,
+        },
     },
 }
