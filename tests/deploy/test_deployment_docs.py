@@ -61,3 +61,10 @@ def test_paths_and_objects_named_in_the_docs_exist(rendered):
             assert name in names, f"the docs name {kind}/{name}, which the manifests do not define"
     for command in re.findall(r"kubectl apply -f (deploy/kubernetes/[\w.-]+)", text):
         assert yaml.safe_load_all((REPO / command).read_text())
+
+
+def test_the_readme_documents_every_management_command_of_the_project():
+    commands = {path.stem for path in REPO.glob("apps/*/management/commands/*.py") if path.stem != "__init__"}
+    readme = (REPO / "README.md").read_text()
+    undocumented = sorted(name for name in commands if f"`manage.py {name}" not in readme)
+    assert not undocumented, f"commands missing from the README's operator commands: {undocumented}"
