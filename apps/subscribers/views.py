@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.ops.metrics import record_subscriber_created
@@ -30,8 +31,10 @@ PAGE_SIZE = 25
 
 
 def tenant_staff_required(view):
-    """Logged in, and a member of the tenant this request resolved to."""
+    """Logged in, and a member of the tenant this request resolved to. The answers hold subscriber
+    data: no cache, shared or the browser's, keeps them (``Cache-Control: no-store``)."""
 
+    @never_cache
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):

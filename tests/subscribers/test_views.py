@@ -262,3 +262,13 @@ def test_seed_demo_is_idempotent(db):
     call_command("seed_demo")
     assert (Tenant.objects.count(), ServicePlan.objects.count(), Subscriber.objects.count()) == counts
     assert counts == (1, 3, 4)
+
+
+@pytest.mark.parametrize("page", ["list", "create", "detail", "edit"])
+def test_pages_with_subscriber_data_are_never_stored_by_a_cache(client, world, page):
+    client.force_login(world["alice"])
+    args = [world["acme_sub"].pk] if page in ("detail", "edit") else []
+    response = client.get(reverse(f"subscribers:{page}", args=args))
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    assert "private" in response["Cache-Control"]
