@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.e2e.app_server import collect_static
 from tests.servers import PostgresServer, RedisServer, subprocess_env
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -59,6 +60,13 @@ def _clear_cache_and_tenant_resolution(real_servers):
     reset_cache()
     yield
     cache_backends.reset()  # outages a test provoked, and their watcher threads
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory) -> Path:
+    """Static files collected once per session, as the image collects them at build time."""
+    root = tmp_path_factory.getbasetemp() / "collected-static"
+    return collect_static(subprocess_env(DATA_DIR=str(root.parent / "collectstatic-data")), root)
 
 
 @pytest.fixture

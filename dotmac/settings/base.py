@@ -200,7 +200,8 @@ HEALTH_CHECKS = {
     "database": {"class": "apps.ops.health.checks.DatabaseCheck"},
     "cache": {"class": "apps.ops.health.checks.CacheCheck"},
     "migrations": {"class": "apps.ops.health.checks.MigrationsCheck"},
-    # Each class declares whether it is critical; only "shutdown" and "migrations" are (docs/ARCHITECTURE.md).
+    "static_files": {"class": "apps.ops.health.checks.StaticFilesCheck"},
+    # Each class declares whether it is critical: "shutdown", "migrations" and "static_files" are.
     "circuit_breakers": {"class": "apps.ops.health.checks.CircuitBreakersCheck"},
     "disk": {"class": "apps.ops.health.checks.DiskCheck"},
     "memory": {"class": "apps.ops.health.checks.MemoryCheck"},

@@ -25,7 +25,6 @@ import pytest
 from tests.e2e.app_server import (
     PROJECT_DIR,
     AppServer,
-    collected_static,  # noqa: F401  (fixture)
     production_server,
 )
 from tests.servers import RedisServer
@@ -192,7 +191,7 @@ def people(django_user_model):
 
 
 @pytest.fixture
-def site(people, server_env, tmp_path, collected_static) -> Iterator[Site]:  # noqa: F811
+def site(people, server_env, tmp_path, collected_static) -> Iterator[Site]:
     with ExitStack() as stack:
         # A Redis of its own: the breaker opened here must not be seen by other tests.
         redis = RedisServer().start()

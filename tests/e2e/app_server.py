@@ -29,10 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from tests.gunicorn import PROJECT_DIR, GunicornServer
-from tests.servers import ServerError, free_port, subprocess_env
+from tests.servers import ServerError, free_port
 
 WORKERS = 4
 # What the ingress would send after terminating TLS (gunicorn trusts it from 127.0.0.1).
@@ -79,13 +77,6 @@ def collect_static(env: Mapping[str, str], static_root: Path) -> Path:
         )  # fmt: skip
         done.touch()
     return static_root
-
-
-@pytest.fixture(scope="session")
-def collected_static(tmp_path_factory) -> Path:
-    """Static files collected once per session (import this fixture into a test module to use it)."""
-    root = tmp_path_factory.getbasetemp() / "collected-static"
-    return collect_static(subprocess_env(DATA_DIR=str(root.parent / "collectstatic-data")), root)
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

@@ -21,7 +21,6 @@ import pytest
 
 from tests.e2e.app_server import (
     AppServer,
-    collected_static,  # noqa: F401  (fixture)
     manage,
     production_server,
     subprocess_env,
@@ -92,7 +91,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, collected_static) -> Iterator[Deployment]:  # noqa: F811
+def deployment(tmp_path_factory, collected_static) -> Iterator[Deployment]:
     prometheus_binary()  # fail first, before any server starts, when Prometheus is missing
     root = tmp_path_factory.mktemp("e2e")
     with contextlib.ExitStack() as stack:

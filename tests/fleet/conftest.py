@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.app_server import collected_static  # noqa: F401  (a session fixture)
 from tests.fleet import scenarios
 from tests.fleet.cluster import Fleet
 from tests.servers import PROJECT_DIR
@@ -27,7 +26,7 @@ def form() -> scenarios.Form:
 
 
 @pytest.fixture
-def fleet_factory(collected_static) -> Iterator:  # noqa: F811
+def fleet_factory(collected_static) -> Iterator:
     """``fleet_factory(**options)``: a started :class:`Fleet`, destroyed after the test."""
     fleets: list[Fleet] = []
 

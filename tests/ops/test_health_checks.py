@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from apps.ops.health.checks import (
     MemoryCheck,
     MigrationsCheck,
     ShutdownCheck,
+    StaticFilesCheck,
 )
 from apps.ops.health.config import configured_checks, readiness_checks
 from apps.ops.health.runner import run_checks
@@ -622,3 +624,24 @@ def test_memory_check_on_this_machine():
     [always_warns] = MemoryCheck.build(warn_percent=0)
     with pytest.raises(CheckWarning):
         always_warns.run()
+
+
+def test_the_static_files_check_fails_until_collected_static_files_are_loaded(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    with pytest.raises(CheckFailed, match=r"run `manage.py collectstatic`"):
+        StaticFilesCheck().run()
+    (tmp_path / "staticfiles.json").write_text(
+        json.dumps({"version": "1.1", "paths": {"app.css": "app.0123456789ab.css"}})
+    )
+    settings.STORAGES = {**settings.STORAGES}  # a fresh storage, as a restarted server has
+    assert StaticFilesCheck().run() is None
+    # Development serves from the finders: nothing to collect.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    assert StaticFilesCheck().run() is None

@@ -155,7 +155,7 @@ class Server(GunicornServer):
 
 
 @pytest.fixture
-def start_server(db, server_env, tmp_path) -> Iterator[Callable[..., Server]]:
+def start_server(db, server_env, tmp_path, collected_static) -> Iterator[Callable[..., Server]]:
     """Start servers (production settings, 2 workers x 4 threads, a probe port unless told
     ``PROBE_PORT=""``); every one is stopped at the end, whatever happened."""
     started: list[Server] = []
@@ -167,6 +167,7 @@ def start_server(db, server_env, tmp_path) -> Iterator[Callable[..., Server]]:
             # Loopback only (production would bind 0.0.0.0); the probe port follows this host.
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "DJANGO_ENV": "production",
+            "STATIC_ROOT": str(collected_static),  # as the image has them
             "DJANGO_SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "ALLOWED_HOSTS": SITE_HOST,
             "WEB_CONCURRENCY": "2",

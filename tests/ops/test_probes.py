@@ -587,10 +587,35 @@ def test_concurrent_ready_requests_cost_one_round_trip_per_dependency_per_proces
 
 @pytest.mark.servers
 @pytest.mark.slow
-def test_probes_answer_the_pod_ip_host_under_production_settings(db, server_env):
+def test_production_without_collected_static_files_is_not_ready_and_says_what_to_run(
+    db, server_env, tmp_path
+):
     env = {
         **server_env,
         "DJANGO_ENV": "production",
+        "STATIC_ROOT": str(tmp_path / "never-collected"),
+        "DJANGO_SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "dotmac.example.com",
+        "DRAIN_DELAY_SECONDS": "0",
+        "OPS_API_TOKEN": TOKEN,
+    }
+    with gunicorn(env) as port:
+        assert http_get(port, "/ready").status == 503
+        answer = http_get(port, "/health", token=TOKEN)
+        assert answer.status == 503
+        [static] = json.loads(answer.body)["checks"]["static_files"]
+        assert static["status"] == "fail"
+        assert "run `manage.py collectstatic`" in static["output"]
+        assert http_get(port, "/live").status == 200  # not a reason to restart the pod
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_probes_answer_the_pod_ip_host_under_production_settings(db, server_env, collected_static):
+    env = {
+        **server_env,
+        "DJANGO_ENV": "production",
+        "STATIC_ROOT": str(collected_static),  # as the image has them
         "DJANGO_SECRET_KEY": "production-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "ALLOWED_HOSTS": "dotmac.example.com",
         "DRAIN_DELAY_SECONDS": "0",

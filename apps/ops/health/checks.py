@@ -7,6 +7,7 @@ import uuid
 
 import redis
 from django.conf import settings
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.cache import caches
 from django.db import Error as DatabaseError
 from django.db import connections
@@ -31,6 +32,24 @@ class ShutdownCheck(HealthCheck):
     def run(self) -> Observation | None:
         if is_draining():
             raise CheckFailed("draining: this process is shutting down and takes no new traffic")
+
+
+class StaticFilesCheck(HealthCheck):
+    """Fails while a manifest storage (production) has no collected files loaded: every page that
+    links a static file would answer 500."""
+
+    name = "static_files"
+    component_type = "system"
+    blocking = False
+
+    def run(self) -> Observation | None:
+        manifest = getattr(staticfiles_storage, "manifest_name", None)
+        if manifest and not staticfiles_storage.hashed_files:
+            raise CheckFailed(
+                f"static files are not collected: run `manage.py collectstatic` (no {manifest} in "
+                f"STATIC_ROOT {settings.STATIC_ROOT}), then restart the server"
+            )
+        return None
 
 
 class DatabaseCheck(HealthCheck):
