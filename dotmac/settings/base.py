@@ -229,6 +229,11 @@ OUTBOUND_HTTP_CONNECT_TIMEOUT = env_float("OUTBOUND_HTTP_CONNECT_TIMEOUT", 3.0)
 # The network provisioning API that activates subscribers (POST {url}/subscribers); empty: not configured.
 PROVISIONING_API_URL = env_str("PROVISIONING_API_URL").rstrip("/")
 PROVISIONING_API_TOKEN = env_str("PROVISIONING_API_TOKEN")
+# The integration's breaker is declared once configured, so it is listed, exported (closed) and
+# resettable before its first call.
+PROVISIONING_BREAKER = "provisioning"
+if PROVISIONING_API_URL and isinstance(CIRCUIT_BREAKERS, dict):
+    CIRCUIT_BREAKERS.setdefault(PROVISIONING_BREAKER, {})
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
