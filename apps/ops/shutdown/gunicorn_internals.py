@@ -1,11 +1,11 @@
 """Every use of gunicorn's internals in the project: the master's drain, what a worker learns of it,
-the JSON access log.
+the access log.
 
 gunicorn's public extension points are its settings and server hooks, whose documentation shows
 ``server.log``, ``worker.log`` and ``worker.pid`` of the objects the hooks get, nothing else. The
 master has no hook for SIGTERM (its main loop calls ``handle_<signal>()`` on the Arbiter), a worker
-none for SIGTERM nor for its loaded application, and ``access_log_format`` escapes no value (no JSON).
-Used here only:
+none for SIGTERM nor for its loaded application, and ``access_log_format`` makes a string, not the
+fields of a log record. Used here only:
 
 - ``Arbiter``: ``handle_term`` (replaced), ``wait_for_signals``, ``handle_quit``, ``handle_usr1``,
   ``reap_workers``, ``murder_workers``, ``manage_workers``, ``kill_workers``, ``WORKERS``,
@@ -19,14 +19,12 @@ Used here only:
 from __future__ import annotations
 
 import array
-import json
 import os
 import signal
 import socket
 import struct
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from gunicorn.glogging import Logger
 from gunicorn.sock import close_sockets
@@ -186,30 +184,25 @@ def close_connection_through(worker, environ_key: str) -> Callable:
 
 
 class JsonAccessLogger(Logger):
-    """gunicorn's logger with one JSON object per access-log line (the query string is left out)."""
+    """gunicorn's logger writing each access line as a log record with the request's fields (the query
+    string left out): a worker's Django ``LOGGING`` formats it as every other line, JSON or text."""
 
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled:
             return
         status = str(resp.status or "").split(None, 1)[0]
-        method = environ.get("REQUEST_METHOD", "-")
-        path = environ.get("PATH_INFO", "-")
-        entry = {
-            "time": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
-            "level": "INFO",
-            "logger": "gunicorn.access",
-            "message": f"{method} {path} {status}",
-            "method": method,
-            "path": path,
+        fields = {
+            "method": environ.get("REQUEST_METHOD", "-"),
+            "path": environ.get("PATH_INFO", "-"),
             "status": int(status) if status.isdigit() else status,
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "remote_addr": environ.get("REMOTE_ADDR", "-"),
             "user_agent": environ.get("HTTP_USER_AGENT", ""),
-            "request_id": next((v for k, v in resp.headers if k.lower() == "x-request-id"), None),
+            "request_id": next((v for k, v in resp.headers if k.lower() == "x-request-id"), "-"),
             "pid": os.getpid(),
         }
         try:
-            self.access_log.info(json.dumps(entry, default=str, ensure_ascii=False))
+            self.access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
         except Exception:
             self.exception("access log entry failed")
