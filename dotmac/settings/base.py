@@ -263,6 +263,8 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # gunicorn's access lines (apps/ops/shutdown/gunicorn_internals.py), in LOG_FORMAT as every line.
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         # Host-header errors from scanners are not worth an ERROR line with a traceback each.
         "django.security.DisallowedHost": {
             "handlers": ["stdout"],
