@@ -7,6 +7,7 @@ reads ``django.conf.settings`` at call time; nothing else reads the environment.
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_prometheus",
+    "axes",
     "apps.ops",
     "apps.tenants",
     "apps.subscribers",
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "apps.tenants.middleware.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a login refused for too many failures into the 429 lockout page (apps.ops.logins).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dotmac.urls"
@@ -143,6 +147,30 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "subscribers:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Logins (docs/ARCHITECTURE.md, "Logins") ------------------------------------------------
+# django-axes refuses a login before its password is checked once an account, or a client address,
+# has AXES_FAILURE_LIMIT failed logins within AXES_COOLOFF_TIME of the last one: 429 and a page
+# saying so. Counters live in the default cache (Redis, shared by every pod); a successful login
+# resets them. While Redis is unreachable nothing is counted (fail-open); the hashing cap still holds.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "apps.ops.logins.CappedModelBackend"]
+AXES_HANDLER = "apps.ops.axes_internals.LoginAttemptsHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt neither counts nor extends the lockout: the page's "15 minutes" holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "apps.ops.client_address.client_address"
+AXES_ENABLE_ADMIN = False  # attempts live in the cache: axes' tables stay empty
+# Proxies in front of the app that each append the address they saw to X-Forwarded-For (the
+# ingress: 1). 0: the client is the connection's peer, REMOTE_ADDR, and the header is ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Password checks (~0.2 s of CPU each) running at once per process, so logins cannot starve pages;
+# a login that gets no slot within LOGIN_HASHING_WAIT_SECONDS is refused with a message.
+LOGIN_HASHING_CONCURRENCY = env_int("LOGIN_HASHING_CONCURRENCY", 2)
+LOGIN_HASHING_WAIT_SECONDS = 1.0
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -266,6 +294,8 @@ LOGGING = {
         # gunicorn's access lines (apps/ops/shutdown/gunicorn_internals.py), in LOG_FORMAT as every line.
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
         # Host-header errors from scanners are not worth an ERROR line with a traceback each.
+        # apps.ops.logins writes one line per failed or throttled login; axes' own lines repeat them.
+        "axes": {"level": "ERROR"},
         "django.security.DisallowedHost": {
             "handlers": ["stdout"],
             "level": "WARNING",
