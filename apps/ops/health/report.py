@@ -1,6 +1,6 @@
 """A set of check results, its overall status, and its IETF ``application/health+json`` form
 (draft-inadarei-api-health-check; fields in docs/ARCHITECTURE.md, "Probes"). Without details every
-check shows its status only."""
+check shows its status only, and ``/health`` no service information."""
 
 from __future__ import annotations
 
@@ -85,8 +85,11 @@ def _process_uptime() -> float:
 
 
 def service_document(report: HealthReport, *, details: bool) -> dict[str, Any]:
-    """``/health``: who is answering (service, version, environment, uptime) and every check."""
+    """``/health``: every check and, with details, who is answering (service, version, environment,
+    uptime)."""
     document = report.as_health_json(details=details)
+    if not details:
+        return document
     checks = document.pop("checks")
     document.update(
         serviceId=settings.SERVICE_NAME,
@@ -95,8 +98,7 @@ def service_document(report: HealthReport, *, details: bool) -> dict[str, Any]:
         releaseId=settings.APP_VERSION,
         environment=settings.DJANGO_ENV,
     )
-    # The draft's own example reports uptime as a system check; it is service information,
-    # shown to every caller.
+    # The draft's own example reports uptime as a system check.
     uptime = {
         "componentType": "system",
         "observedValue": round(_process_uptime(), 3),
