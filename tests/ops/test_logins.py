@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from django.contrib.auth.hashers import MD5PasswordHasher
+from django.core.management import call_command
 from django.db import connections
 from django.test import Client, RequestFactory
 
@@ -48,6 +49,13 @@ def test_five_failures_lock_the_login_and_the_right_password_is_refused(client, 
     page = right.content.decode()
     assert right.status_code == 429 and not logged_in(right)
     assert LOCKED_MESSAGE in page and "refused for 15 minutes" in page
+
+
+def test_an_operator_unlocks_an_account_at_once(client, alice):
+    for number in range(5):
+        log_in(client, "/accounts/login/", "alice", "wrong", address=f"198.51.100.{number + 1}")
+    call_command("axes_reset_username", "alice")
+    assert logged_in(log_in(client, "/accounts/login/", "alice", PASSWORD, address="203.0.113.50"))
 
 
 def test_failures_from_one_address_lock_every_account_from_it(client, alice):
