@@ -3,17 +3,19 @@
 Allowed, checked before anything else: ``Authorization: Bearer <OPS_API_TOKEN>`` (automation; no
 session, so no CSRF), or the session of staff who may reset breakers (unsafe methods need a valid
 CSRF token). Anonymous or a wrong token → 401, logged in without the rights → 403. Every answer is JSON.
+The contract, ``openapi.yaml`` next to this module, is served to anyone at ``/api/v1/openapi.yaml``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -22,10 +24,16 @@ from apps.ops import bearer, breakers, services
 from apps.ops.models import BreakerResetAudit, may_reset_breakers
 
 TOKEN_ACTOR = "api-token"
+# The API's contract (OpenAPI 3.1), kept here so that the image ships it; docs/openapi.yaml links to it.
+OPENAPI_DOCUMENT = Path(__file__).with_name("openapi.yaml").read_bytes()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
     return JsonResponse({"error": message}, status=status, headers=headers)
+
+
+def _method_not_allowed(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse:
+    return _error(405, f"method {request.method} not allowed", {"Allow": ", ".join(methods)})
 
 
 class _CsrfCheck(CsrfViewMiddleware):
@@ -76,7 +84,7 @@ def _ops_endpoint(*methods: str) -> Callable:
             if failure is not None:
                 return failure
             if methods and request.method not in methods:
-                return _error(405, f"method {request.method} not allowed", {"Allow": ", ".join(methods)})
+                return _method_not_allowed(request, methods)
             return view(request, actor, *args, **kwargs)
 
         return wrapper
@@ -111,3 +119,11 @@ def breaker_reset_all(request: HttpRequest, actor: Any) -> JsonResponse:
 def not_found(request: HttpRequest, actor: Any, rest: str = "") -> JsonResponse:
     """Any other path under the circuit breaker API."""
     return _error(404, "not found")
+
+
+@csrf_exempt  # nothing to protect; a POST gets the JSON 405, not the CSRF page
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    """The contract of this API, for anyone (it holds no secret)."""
+    if request.method not in {"GET", "HEAD"}:
+        return _method_not_allowed(request, ("GET", "HEAD"))
+    return HttpResponse(OPENAPI_DOCUMENT, content_type="application/yaml")

@@ -1,4 +1,4 @@
-"""URLs served by the ops layer (management API, metrics). Probes are answered in middleware."""
+"""URLs served by the ops layer (management API, its OpenAPI document, metrics); probes: in middleware."""
 
 from django.urls import path, re_path
 
@@ -10,6 +10,7 @@ app_name = "ops"
 urlpatterns: list = [
     # Answered by RequestMetricsMiddleware before host validation; the pattern names the route.
     path("metrics", metrics_view, name="metrics"),
+    path("api/v1/openapi.yaml", api.openapi_document, name="openapi"),
     # Circuit breakers. ``<path:name>`` so that odd names (slashes included) reach the view and get
     # its JSON 404; anything else under the prefix gets one too.
     path("api/v1/circuit-breakers/status", api.breaker_status, name="breaker-status"),
