@@ -109,8 +109,10 @@ def browser_engine(site) -> Iterator[object]:
 
 @pytest.fixture
 def open_browser(browser_engine, tmp_path):
-    """``open_browser(name)``: a new headless Chromium with an empty profile of its own, one page."""
+    """``open_browser(name)``: a new headless Chromium with an empty profile of its own, one page.
+    At the end no page may have reported a Content-Security-Policy violation."""
     contexts = []
+    violations = []
 
     def open_one(name: str):
         context = browser_engine.chromium.launch_persistent_context(
@@ -125,11 +127,17 @@ def open_browser(browser_engine, tmp_path):
         )
         contexts.append(context)
         context.set_default_timeout(EXPECT_TIMEOUT_MS)
-        return context.pages[0] if context.pages else context.new_page()
+        page = context.pages[0] if context.pages else context.new_page()
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and violations.append(message.text),
+        )
+        return page
 
     yield open_one
     for context in contexts:
         context.close()
+    assert violations == []
 
 
 @dataclass
@@ -307,6 +315,10 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     expect(operator.locator("#breaker-audit tbody")).to_contain_text("No reset yet.")
     screenshot(operator, "circuit-breakers-open")
 
+    select_all = operator.locator("#select-all")  # the page's script, a file the policy allows
+    select_all.check()
+    expect(row.get_by_role("checkbox")).to_be_checked()
+    select_all.uncheck()
     row.get_by_role("checkbox").check()
     submit(operator, "Reset selected")
     expect(operator.locator(".messagelist")).to_contain_text(f"Reset: {BREAKER}.")
@@ -318,6 +330,11 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
             expect(audit.locator("td").nth(cell)).to_have_text(text, ignore_case=True)
     screenshot(operator, "circuit-breakers-reset")
     assert site.breaker()["state"] == "closed"
+    asked = []
+    operator.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    submit(operator, "Reset all")
+    assert asked == ["Reset every circuit breaker?"]
+    expect(operator.locator(".messagelist")).to_contain_text("Reset all")
 
     # --- Provisioning is back: the pending subscriber is activated.
     site.upstream.status = 200

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 from django.test import Client
 
@@ -53,7 +55,10 @@ def test_the_page_shows_live_state_in_colour_failure_count_and_config(open_break
     assert '<span class="breaker-state closed" data-field="state">closed</span>' in html
     assert '<span data-field="failure_count">2</span> / 2' in html
     assert "45.0 s" in html  # its recovery timeout
-    assert ".breaker-state.open { background: #c62828; }" in html
+    # The colours are a stylesheet of their own: the Content-Security-Policy allows no inline style.
+    assert 'href="/static/ops/breakers.css"' in html
+    colours = Path(finders.find("ops/breakers.css")).read_text()
+    assert ".breaker-state.open { background: #c62828; }" in colours
     assert "Reset selected" in html and "Reset all" in html
 
 
