@@ -181,6 +181,7 @@ def test_a_login_without_a_free_password_check_is_refused_with_a_message(setting
     )
 
 
+@pytest.mark.servers  # a Redis of its own, stopped
 def test_logins_work_and_nothing_raises_while_redis_is_stopped(own_redis, alice, caplog):
     client = Client()
     own_redis.stop()
