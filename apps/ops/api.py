@@ -3,7 +3,8 @@
 Allowed, checked before anything else: ``Authorization: Bearer <OPS_API_TOKEN>`` (automation; no
 session, so no CSRF), or the session of staff who may reset breakers (unsafe methods need a valid
 CSRF token). Anonymous or a wrong token → 401, logged in without the rights → 403. Every answer is JSON.
-The contract, ``openapi.yaml`` next to this module, is served to anyone at ``/api/v1/openapi.yaml``.
+The contract, ``openapi.yaml`` next to this module, is served without authentication (it holds no
+secret) at ``/api/v1/circuit-breakers/openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def not_found(request: HttpRequest, actor: Any, rest: str = "") -> JsonResponse:
 
 @csrf_exempt  # nothing to protect; a POST gets the JSON 405, not the CSRF page
 def openapi_document(request: HttpRequest) -> HttpResponse:
-    """The contract of this API, for anyone (it holds no secret)."""
+    """The contract of this API, for anyone who can reach it."""
     if request.method not in {"GET", "HEAD"}:
         return _method_not_allowed(request, ("GET", "HEAD"))
     return HttpResponse(OPENAPI_DOCUMENT, content_type="application/yaml")
