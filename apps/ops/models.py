@@ -1,5 +1,5 @@
-"""Ops data: circuit breaker configuration overrides, the reset audit, and the reset permission (the
-breakers themselves are not rows: their state lives in Redis or process memory).
+"""Ops data: circuit breaker configuration overrides, the reset audit, the reset permission, and the
+breakers' shared state when there is no Redis.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from apps.ops.breakers import STATE_CLOSED
 from apps.ops.breakers.config import CONFIG_FIELDS, validate_name
 
 RESET_PERMISSION = "ops.reset_circuitbreaker"
@@ -102,7 +103,9 @@ class BreakerResetAudit(models.Model):
     via = models.CharField(max_length=8, choices=Via.choices)
     state_before = models.CharField(max_length=16)
     failure_count_before = models.PositiveIntegerField(default=0)
-    shared = models.BooleanField(help_text="Whether the reset reached the shared state (Redis).")
+    shared = models.BooleanField(
+        help_text="Whether the reset reached the shared state (Redis or the database)."
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -111,3 +114,19 @@ class BreakerResetAudit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.breaker} reset by {self.actor} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class BreakerState(models.Model):
+    """A breaker's state shared by every process without Redis (``apps/ops/breakers/database.py``)."""
+
+    name = models.CharField(max_length=63, primary_key=True)
+    state = models.CharField(max_length=16, default=STATE_CLOSED)
+    failure_count = models.IntegerField(default=0)
+    success_count = models.IntegerField(default=0)
+    opened_at = models.DateTimeField(null=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state}"

@@ -22,7 +22,6 @@ from .models import Subscriber
 
 logger = logging.getLogger(__name__)
 
-PROVISIONING_BREAKER = "provisioning"
 UNAVAILABLE_MESSAGE = (
     "Provisioning is temporarily unavailable, try again later. The subscriber stays pending."
 )
@@ -73,7 +72,7 @@ def subscriber_activate(*, subscriber: Subscriber) -> ActivationResult:
         response = http.request(
             "POST",
             f"{base_url.rstrip('/')}/subscribers",
-            breaker=PROVISIONING_BREAKER,
+            breaker=settings.PROVISIONING_BREAKER,
             json=_payload(subscriber),
             headers=headers,
         )

@@ -1,4 +1,5 @@
-"""Shared by the circuit breaker tests: a clean registry per test, config helpers, a second process.
+"""Shared by the circuit breaker tests: a clean registry per test, breakers on the database, config
+helpers, a second process.
 
 The registry reads its settings once per process; a test that changes one of them (with the
 ``settings`` fixture or ``override_settings``, here or in any other test module, once this module
@@ -12,15 +13,18 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 from django.core.signals import setting_changed
+from django.db import connection
 from django.dispatch import receiver
 
 from apps.ops import breakers
 from apps.ops.breakers.config import overrides
 from apps.ops.breakers.registry import registry
+from apps.ops.models import BreakerState
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 RESULT_MARK = "RESULT "
@@ -49,6 +53,18 @@ def fresh_breakers(settings):
     clear_local_breakers()
     yield settings
     clear_local_breakers()
+
+
+@pytest.fixture
+def database_breakers(fresh_breakers):
+    """No REDIS_URL: breakers share their state through the database. Their rows are committed by
+    the breakers' own connection, outside the test's transaction, so they are deleted afterwards."""
+    fresh_breakers.REDIS_URL = ""
+    yield fresh_breakers
+    clear_local_breakers()
+    deleting = threading.Thread(target=lambda: (BreakerState.objects.all().delete(), connection.close()))
+    deleting.start()
+    deleting.join(10)
 
 
 def configure(settings, name: str, **values) -> None:

@@ -6,6 +6,8 @@ Real Redis throughout (the session server, or one started by the test when it st
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,15 +16,17 @@ import pytest
 import redis
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from prometheus_client import REGISTRY
 
 from apps.ops import breakers, http
 from apps.ops.breakers import CircuitOpenError
+from apps.ops.breakers.database import WAIT_SECONDS
 from apps.ops.breakers.registry import BreakerRegistry
 from apps.ops.breakers.storage import NAMES_KEY, state_keys
-from apps.ops.models import BreakerConfigOverride, BreakerResetAudit
-from tests.ops.breaker_support import configure, run_in_other_process
-from tests.servers import wait_until
+from apps.ops.models import BreakerConfigOverride, BreakerResetAudit, BreakerState
+from tests.ops.breaker_support import PROJECT_DIR, configure, run_in_other_process
+from tests.servers import subprocess_env, wait_until
 from tests.upstream import upstream_fixture  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("fresh_breakers")
@@ -320,12 +324,43 @@ def test_unknown_names_are_never_created_by_lookups(settings):
     assert not raw_client(settings.REDIS_URL).sismember(NAMES_KEY, "never-used")
 
 
-def test_without_redis_state_is_per_process_and_says_so(settings):
-    settings.REDIS_URL = ""
-    breaker = breakers.get_breaker("local-only")
+@pytest.mark.django_db
+def test_without_redis_state_lives_in_the_database_and_says_so(database_breakers):
+    breaker = breakers.get_breaker("in-database")
     fail_times(breaker, 5)
-    [status] = [s for s in breakers.all_statuses() if s.name == "local-only"]
-    assert (status.state, status.shared) == ("open", False)
+    row = BreakerState.objects.get(name="in-database")
+    assert (row.state, row.failure_count, row.opened_at is not None) == ("open", 5, True)
+    [status] = [s for s in breakers.all_statuses() if s.name == "in-database"]
+    assert (status.state, status.failure_count, status.shared) == ("open", 5, True)
+
+
+@pytest.mark.django_db
+def test_a_locked_database_costs_a_call_at_most_the_wait_then_breakers_run_locally(database_breakers):
+    configure(database_breakers, "db-locked", fail_max=3)
+    breaker = breakers.get_breaker("db-locked")
+    breaker.call(succeed)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_row_lock() -> None:  # another connection, as another worker's transaction would
+        with transaction.atomic():
+            BreakerState.objects.select_for_update().get(name="db-locked")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_row_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        fail_times(breaker, 3)  # the first write waits, then the store counts as down
+        took = time.monotonic() - started
+        status = breaker.status()
+    finally:
+        release.set()
+        holder.join(10)
+    assert took < 2 * WAIT_SECONDS
+    assert (status.state, status.shared) == ("open", False)  # opened all the same, locally
 
 
 # --- Redis outages ---------------------------------------------------------------------------------------
@@ -535,3 +570,95 @@ def test_breakers_command_refuses_an_unknown_name(settings):
     with pytest.raises(CommandError, match="unknown circuit breaker 'nope'"):
         call_command("breakers", "reset", "nope")
     assert breakers.breaker_status("nope") is None
+
+
+# --- without Redis: one state per server, through the database ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def make_run_env(tmp_path_factory) -> dict[str, str]:
+    """What `make run` serves: SQLite in DATA_DIR, no REDIS_URL, provisioning configured; migrated."""
+    data_dir = tmp_path_factory.mktemp("make-run-data")
+    env = subprocess_env(
+        DATA_DIR=str(data_dir),
+        DJANGO_ENV="development",
+        PROVISIONING_API_URL="http://127.0.0.1:9/provisioning",
+        CIRCUIT_BREAKERS='{"make-run-upstream": {"fail_max": 2}}',
+        OPS_API_TOKEN="make-run-token",
+        METRICS_BEARER_TOKEN="make-run-token",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], env=env, cwd=PROJECT_DIR, check=True
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_without_redis_two_processes_see_one_state_through_the_database(make_run_env):
+    """Failures in one process open the breaker in another; a reset there closes it in the first."""
+    tripped = run_in_other_process(
+        make_run_env,
+        """
+        from apps.ops import breakers
+        breaker = breakers.get_breaker("make-run-upstream")
+        for _ in range(2):
+            try:
+                breaker.call(lambda: 1 / 0)
+            except ZeroDivisionError:
+                pass
+        result = breaker.status().as_dict()
+        """,
+    )
+    assert (tripped["state"], tripped["failure_count"], tripped["shared"]) == ("open", 2, True)
+    reset = run_in_other_process(
+        make_run_env,
+        """
+        from django.core.management import call_command
+        from apps.ops import breakers
+        seen = breakers.breaker_status("make-run-upstream").as_dict()
+        try:
+            breakers.get_breaker("make-run-upstream").call(int)
+            rejected = False
+        except breakers.CircuitOpenError:
+            rejected = True
+        call_command("breakers", "reset", "make-run-upstream")
+        result = {"seen": seen, "rejected": rejected}
+        """,
+    )
+    assert (reset["seen"]["state"], reset["seen"]["shared"], reset["rejected"]) == ("open", True, True)
+    after = run_in_other_process(
+        make_run_env,
+        """
+        from apps.ops import breakers
+        result = breakers.breaker_status("make-run-upstream").as_dict()
+        """,
+    )
+    assert (after["state"], after["failure_count"], after["shared"]) == ("closed", 0, True)
+
+
+@pytest.mark.slow
+def test_a_configured_integration_breaker_is_listed_exported_and_resettable_before_any_call(make_run_env):
+    """PROVISIONING_API_URL set: breaker ``provisioning`` is there (closed) before anything called it."""
+    seen = run_in_other_process(
+        make_run_env,
+        """
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.test import Client
+        client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION="Bearer make-run-token")
+        api = client.get("/api/v1/circuit-breakers/status").json()
+        metrics = client.get("/metrics").content.decode()
+        staff = Client(HTTP_HOST="localhost")
+        staff.force_login(get_user_model().objects.create_superuser("ops", "ops@example.net", "x"))
+        admin = staff.get("/admin/ops/circuitbreaker/").content.decode()
+        call_command("breakers", "reset", "provisioning")
+        result = {
+            "api": [[b["name"], b["state"]] for b in api["breakers"]],
+            "metrics": [line for line in metrics.splitlines() if line.startswith("circuit_breaker_state{")],
+            "admin_lists_it": 'value="provisioning"' in admin,
+        }
+        """,
+    )
+    assert ["provisioning", "closed"] in seen["api"]
+    assert 'circuit_breaker_state{breaker="provisioning"} 0.0' in seen["metrics"]
+    assert seen["admin_lists_it"]

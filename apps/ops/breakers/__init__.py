@@ -1,4 +1,4 @@
-"""Named circuit breakers around every external call, with state shared through Redis.
+"""Named circuit breakers around every external call, with state shared through Redis (or the database).
 
 ``get_breaker(name)`` gives the :class:`Breaker` (``breaker.call(func, ...)`` or ``with breaker.calling():``;
 rejected calls raise :class:`CircuitOpenError`); ``all_statuses()`` never raises. Configuration, shared

@@ -183,7 +183,7 @@ class Breaker(pybreaker.CircuitBreaker):
             logger.exception("circuit breaker %s: could not count a call", self.name)
 
     def status(self) -> BreakerStatus:
-        """This breaker's status, read from its storage (Redis when reachable)."""
+        """This breaker's status, read from its storage (the shared store when reachable)."""
         state, storage = self.state.name, self.storage
         opened_at = storage.opened_at if state != STATE_CLOSED else None
         stored = (state, storage.counter, storage.success_counter, opened_at)

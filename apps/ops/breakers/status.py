@@ -21,8 +21,9 @@ StoredState = tuple[str, int, int, datetime | None]  # state, failures, successe
 class BreakerStatus:
     """A breaker's state and configuration at one moment.
 
-    ``shared`` is True when the state was read from Redis (the same in every worker and pod) and
-    False when it is this process's own state (no ``REDIS_URL``, or Redis unreachable right now).
+    ``shared`` is True when the state was read from the shared store (Redis, or the database without
+    ``REDIS_URL``: the same in every worker) and False when it is this process's own state (the store
+    unreachable right now).
     """
 
     name: str

@@ -70,5 +70,5 @@ class Command(BaseCommand):
             )
         if not all(status.shared for status in statuses):
             self.stdout.write(
-                "(shared: no — state is this process's own: no REDIS_URL, or Redis unreachable)"
+                "(shared: no — state is this process's own: its store, Redis or the database, unreachable)"
             )
