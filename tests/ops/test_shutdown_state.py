@@ -227,6 +227,14 @@ def test_a_json_client_gets_a_json_refusal(client):
     }
 
 
+def test_the_api_answers_its_refusal_in_json_whatever_the_client_accepts(client):
+    state.begin_stopping()
+    response = client.post("/api/v1/circuit-breakers/reset-all")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "shutting_down"
+
+
 def test_killed_requests_are_logged_with_their_path(caplog):
     from django.http import HttpResponse
     from django.test import RequestFactory
