@@ -1,9 +1,11 @@
 """Where breaker state lives: a shared store with a local fallback. The store is Redis (every worker
-and pod) when ``REDIS_URL`` is set, else the database (``database.py``; docs/ARCHITECTURE.md, "Shared state").
+and pod) when ``REDIS_URL`` is set, else the database (``database.py``; docs/ARCHITECTURE.md, "Shared
+state").
 
 pybreaker's ``CircuitRedisStorage`` swallows Redis errors and then reports "closed, no failures". Our
 client raises :class:`SharedStateUnavailable` instead (not a ``RedisError``: pybreaker cannot swallow
-it), and :class:`ResilientStorage` carries on with a local copy (docs/ARCHITECTURE.md, "Redis unreachable").
+it), and :class:`ResilientStorage` carries on with a local copy (docs/ARCHITECTURE.md, "Redis (or the
+database) unreachable").
 """
 
 from __future__ import annotations
