@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import datetime
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -101,13 +100,12 @@ class DatabaseLink(SharedLink):
         return DatabaseStorage(name)
 
     def read_all(self) -> dict[str, StoredState]:
-        rows: list[tuple[str, str, int, int, datetime | None]] = _model().objects.values_list(
-            "name", *_NEVER_USED
-        )
+        rows = _model().objects.values_list("name", *_NEVER_USED)
         return {name: tuple(values) for name, *values in rows}
 
     def disconnect(self) -> None:
-        # The thread's own connection; a later operation connects again, as a Redis client would.
+        # The thread's own connection (looked up there, hence the lambda); a later operation
+        # connects again, as a Redis client would.
         closed = self._thread.submit(lambda: connection.close())
         with contextlib.suppress(FutureTimeout):
             closed.result(timeout=WAIT_SECONDS)
