@@ -4,7 +4,7 @@
   that takes ``--upstream-seconds`` to answer; total wall time with our breaker (directly and
   through ``apps.ops.http``) and with a plain ``pybreaker.CircuitBreaker``, alternating rounds.
 - fail-fast: the cost of one call rejected by an open breaker (with shared state in Redis when
-  ``REDIS_URL`` is set, process-local state otherwise), and of plain pybreaker for reference.
+  ``REDIS_URL`` is set, in the database otherwise), and of plain pybreaker for reference.
 
 Prints one JSON object. Run with the benchmark's environment (``DJANGO_SETTINGS_MODULE``).
 """

@@ -65,7 +65,7 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
         # A session exactly as django.contrib.auth.login() stores it.
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one checking passwords
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
     return {

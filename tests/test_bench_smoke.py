@@ -37,7 +37,7 @@ REQUIRED_FIGURES = {
     "memory_growth_again",
     "breaker_concurrency",
     "breaker_fail_fast_shared",
-    "breaker_fail_fast_local",
+    "breaker_fail_fast_database",
     "drain_0_inflight",
     "drain_1_inflight",
     "drain_many_inflight",
