@@ -20,8 +20,9 @@ class OpsConfig(AppConfig):
         from .models import BreakerConfigOverride, CircuitBreaker
         from .shutdown import register_cleanup
 
-        # Redis clients ops keeps besides the cache's pool close with the worker, like the cache's.
-        register_cleanup("breakers-redis", registry.disconnect, timeout=1.0)
+        # Connections ops keeps besides the cache's pool (the breakers' store, the cache's ping client)
+        # close with the worker, like the cache's.
+        register_cleanup("breakers-store", registry.disconnect, timeout=1.0)
         register_cleanup("cache-redis-ping", disconnect_ping_clients, timeout=1.0)
 
         # Admin overrides of breaker settings: read from their table, re-read in this process as

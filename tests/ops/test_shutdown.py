@@ -223,7 +223,7 @@ def _assert_cleanup_ran_in_every_worker(server: Server) -> dict[int, dict]:
     for summary in summaries.values():
         assert summary["cleanup"] == {
             "drain-site": "ok",
-            "breakers-redis": "ok",
+            "breakers-store": "ok",
             "cache-redis-ping": "ok",
             "database": "ok",
             "redis": "ok",

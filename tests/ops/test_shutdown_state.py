@@ -308,7 +308,7 @@ def test_the_ops_redis_clients_close_with_the_worker(redis_server):
 
     results = cleanup.run_cleanups()
 
-    assert {"breakers-redis", "cache-redis-ping"} <= {result.name for result in results}
+    assert {"breakers-store", "cache-redis-ping"} <= {result.name for result in results}
     assert all(result.status == "ok" for result in results)
     remaining = {c["addr"] for c in admin.client_list() if c["name"] != "test-admin"}
     assert not remaining & set(others)
