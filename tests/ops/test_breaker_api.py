@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.ops import breakers
-from apps.ops.breakers.storage import NAMES_KEY
+from apps.ops.breakers.redis_store import NAMES_KEY
 from apps.ops.models import BreakerResetAudit
 from tests.ops.breaker_support import configure, trip
 

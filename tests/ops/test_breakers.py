@@ -22,8 +22,8 @@ from prometheus_client import REGISTRY
 from apps.ops import breakers, http
 from apps.ops.breakers import CircuitOpenError
 from apps.ops.breakers.database import WAIT_SECONDS
+from apps.ops.breakers.redis_store import NAMES_KEY, state_keys
 from apps.ops.breakers.registry import BreakerRegistry
-from apps.ops.breakers.storage import NAMES_KEY, state_keys
 from apps.ops.models import BreakerConfigOverride, BreakerResetAudit, BreakerState
 from tests.ops.breaker_support import PROJECT_DIR, configure, run_in_other_process
 from tests.servers import subprocess_env, wait_until

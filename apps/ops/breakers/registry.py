@@ -19,8 +19,9 @@ from . import config
 from .breaker import Breaker
 from .config import BreakerConfig, Overrides
 from .database import DatabaseLink
+from .redis_store import RedisLink
 from .status import STATE_CLOSED, BreakerStatus
-from .storage import RedisLink, ResilientStorage, SharedLink, SharedStateUnavailable
+from .storage import ResilientStorage, SharedLink, SharedStateUnavailable
 
 logger = logging.getLogger("apps.ops.breakers")
 

@@ -1,11 +1,10 @@
 """Where breaker state lives: a shared store with a local fallback. The store is Redis (every worker
-and pod) when ``REDIS_URL`` is set, else the database (``database.py``; docs/ARCHITECTURE.md, "Shared
-state").
+and pod) when ``REDIS_URL`` is set (``redis_store.py``), else the database (``database.py``);
+docs/ARCHITECTURE.md, "Shared state".
 
-pybreaker's ``CircuitRedisStorage`` swallows Redis errors and then reports "closed, no failures". Our
-client raises :class:`SharedStateUnavailable` instead (not a ``RedisError``: pybreaker cannot swallow
-it), and :class:`ResilientStorage` carries on with a local copy (docs/ARCHITECTURE.md, "Redis (or the
-database) unreachable").
+A store raises :class:`SharedStateUnavailable` when it cannot be used (pybreaker's own Redis storage
+would swallow the error and report "closed, no failures"), and :class:`ResilientStorage` carries on
+with a local copy (docs/ARCHITECTURE.md, "Redis (or the database) unreachable").
 """
 
 from __future__ import annotations
@@ -15,18 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import methodcaller
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import redis
-from pybreaker import STATE_CLOSED, CircuitBreakerStorage, CircuitRedisStorage
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from pybreaker import STATE_CLOSED, CircuitBreakerStorage
 
 from .status import StoredState
 
@@ -34,54 +26,17 @@ logger = logging.getLogger("apps.ops.breakers")
 
 T = TypeVar("T")
 
-KEY_PREFIX = "dotmac:breaker"
-# A Redis set of every breaker name ever used with this Redis: lets any process list (and reset)
-# breakers that only another worker or pod has used so far.
-NAMES_KEY = f"{KEY_PREFIX}s:names"
 BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 5.0
 
-# pybreaker's CircuitRedisStorage names a breaker's keys ``<namespace>:pybreaker:<field>``.
-STATE_KEY_PREFIX = f"{KEY_PREFIX}:"
-STATE_KEY_SUFFIX = f":{CircuitRedisStorage.BASE_NAMESPACE}:"
-STATE_FIELDS = ("state", "fail_counter", "success_counter", "opened_at")
-
-
-def state_keys(name: str) -> list[str]:
-    """Redis keys of one breaker, in the order of ``STATE_FIELDS``."""
-    return [f"{STATE_KEY_PREFIX}{name}{STATE_KEY_SUFFIX}{field}" for field in STATE_FIELDS]
-
 
 class SharedStateUnavailable(Exception):
-    """Redis cannot be used for this operation: down, slow, backing off, or (``unreachable`` False)
-    it answered with an error, bad data say, and the link stays up."""
+    """The shared store cannot be used for this operation: down, slow, backing off, or (``unreachable``
+    False) it answered with an error, bad data say, and the link stays up."""
 
     def __init__(self, message: str, *, unreachable: bool = True) -> None:
         super().__init__(message)
         self.unreachable = unreachable
-
-    @classmethod
-    def from_redis_error(cls, exc: RedisError) -> SharedStateUnavailable:
-        unreachable = isinstance(exc, RedisConnectionError | RedisTimeoutError)
-        return cls(f"{type(exc).__name__}: {exc}", unreachable=unreachable)
-
-
-class _UnswallowableRedis(redis.Redis):
-    """A client whose commands and transactions raise SharedStateUnavailable, never a RedisError."""
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except NoScriptError:
-            raise  # redis-py's Script catches it: it loads the script and runs it again
-        except RedisError as exc:
-            raise SharedStateUnavailable.from_redis_error(exc) from exc
-
-    def transaction(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().transaction(*args, **kwargs)
-        except RedisError as exc:
-            raise SharedStateUnavailable.from_redis_error(exc) from exc
 
 
 class SharedLink:
@@ -175,82 +130,6 @@ class SharedStorage(CircuitBreakerStorage):
         """Set the state and return the one it replaced (None: none), atomically: of several
         processes attempting one transition at once, exactly one wins it."""
         raise NotImplementedError
-
-
-class RedisStorage(CircuitRedisStorage, SharedStorage):
-    """pybreaker's Redis storage under ``dotmac:breaker:<name>``; the swap is one ``SET … GET``."""
-
-    def __init__(self, name: str, client: redis.Redis) -> None:
-        # Its constructor initialises missing keys (SETNX), so it needs Redis up.
-        super().__init__(STATE_CLOSED, client, namespace=f"{KEY_PREFIX}:{name}")
-        self.client = client
-        self.state_key = state_keys(name)[0]
-
-    def swap_state(self, state: str) -> str | None:
-        previous = self.client.set(self.state_key, state, get=True)
-        return previous.decode() if previous is not None else None
-
-
-# Reads the set of breaker names and, for each, the keys of ``state_keys`` (same order).
-_STATUS_SCRIPT = """
-local reply = {}
-for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local keys = {}
-  for index = 3, #ARGV do
-    keys[#keys + 1] = ARGV[1] .. name .. ARGV[2] .. ARGV[index]
-  end
-  reply[#reply + 1] = name
-  reply[#reply + 1] = redis.call('MGET', unpack(keys))
-end
-return reply
-"""
-
-
-def parse_raw(values: list[bytes | None]) -> StoredState:
-    """One breaker's values of ``state_keys``, as read by MGET."""
-    raw_state, raw_failures, raw_successes, raw_opened = values
-    state = raw_state.decode() if raw_state else STATE_CLOSED
-    opened_at = datetime.fromtimestamp(int(raw_opened), tz=UTC) if raw_opened else None
-    return state, int(raw_failures or 0), int(raw_successes or 0), opened_at
-
-
-class RedisLink(SharedLink):
-    """One Redis client per process; each command waits at most ``socket_timeout``."""
-
-    def __init__(self, url: str, *, socket_timeout: float) -> None:
-        parts = urlsplit(url)
-        super().__init__(f"Redis at {parts.hostname}:{parts.port or 6379}")
-        self.client = _UnswallowableRedis.from_url(
-            url,
-            decode_responses=False,  # CircuitRedisStorage decodes bytes itself
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),  # one attempt: the backoff decides when to try again
-            client_name="dotmac-breakers",
-        )
-        self._status_script = self.client.register_script(_STATUS_SCRIPT)
-
-    def open_storage(self, name: str) -> RedisStorage:
-        storage = RedisStorage(name, self.client)
-        self.client.sadd(NAMES_KEY, name)
-        return storage
-
-    def read_all(self) -> dict[str, StoredState]:
-        """One round trip: the script reads every name of the set and its keys inside Redis."""
-        reply = self._status_script(
-            keys=[NAMES_KEY], args=[STATE_KEY_PREFIX, STATE_KEY_SUFFIX, *STATE_FIELDS]
-        )
-        stored = {}
-        for raw_name, values in zip(reply[::2], reply[1::2], strict=True):
-            name = raw_name.decode()
-            try:
-                stored[name] = parse_raw(values)
-            except (TypeError, ValueError):
-                logger.error("circuit breaker %s: unreadable shared state %r", name, values)
-        return stored
-
-    def disconnect(self) -> None:
-        self.client.connection_pool.disconnect()
 
 
 class LocalStorage(CircuitBreakerStorage):
