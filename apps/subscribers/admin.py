@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from apps.tenants.admin import SelectionCheckedAdmin
+
 from .models import ServicePlan, Subscriber
 
 
 @admin.register(ServicePlan)
-class ServicePlanAdmin(admin.ModelAdmin):
+class ServicePlanAdmin(SelectionCheckedAdmin):
     list_display = ["name", "tenant", "download_mbps", "upload_mbps", "monthly_price"]
     list_filter = ["tenant"]
     list_select_related = ["tenant"]
@@ -12,7 +14,7 @@ class ServicePlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(SelectionCheckedAdmin):
     list_display = ["name", "email", "tenant", "plan", "status", "created_at"]
     list_filter = ["status", "tenant"]
     list_select_related = ["tenant", "plan"]
