@@ -62,8 +62,8 @@ worker_tmp_dir = _env(
     "GUNICORN_WORKER_TMP_DIR", "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else RUNTIME_DIR
 )
 
-# --- Logging: JSON access log on stdout, gunicorn's own messages on stderr ---------------------------
-logger_class = "apps.ops.shutdown.gunicorn_internals.JsonAccessLogger"
+# --- Logging: access lines on stdout in the project's LOG_FORMAT, gunicorn's own messages on stderr ------
+logger_class = "apps.ops.shutdown.gunicorn_internals.AccessLogger"
 accesslog = "-"
 errorlog = "-"
 loglevel = _env("LOG_LEVEL", "info").lower()

@@ -19,12 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.app_server import (
-    AppServer,
-    manage,
-    production_server,
-    subprocess_env,
-)
+from tests.e2e.app_server import AppServer, manage, production_server
 from tests.e2e.dashboard import (
     grafana_rate_interval,
     label_values_call,
@@ -47,7 +42,7 @@ from tests.e2e.prometheus import (
     shipped_alert_names,
 )
 from tests.e2e.web_client import StaffSession
-from tests.servers import PostgresServer, RedisServer, wait_until
+from tests.servers import PostgresServer, RedisServer, subprocess_env, wait_until
 from tests.upstream import Upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.servers, pytest.mark.slow]

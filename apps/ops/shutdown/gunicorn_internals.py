@@ -183,7 +183,7 @@ def close_connection_through(worker, environ_key: str) -> Callable:
     return application
 
 
-class JsonAccessLogger(Logger):
+class AccessLogger(Logger):
     """gunicorn's logger writing each access line as a log record with the request's fields (the query
     string left out): a worker's Django ``LOGGING`` formats it as every other line, JSON or text."""
 
