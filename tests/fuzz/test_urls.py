@@ -3,9 +3,10 @@ generated path parameters, query strings, bodies and headers, as anonymous, staf
 staff of the tenant and a superuser, on PostgreSQL: never a 5xx, and a refused request (4xx) changes
 no row of the business tables.
 
-Reproducible and bounded: Hypothesis runs derandomized, with a fixed number of examples per pattern
-and no example database, so CI tries the same cases on every run. Most generated requests are
-plausible with a few hostile parts, so that they get past the login and tenant checks to the views.
+Reproducible and bounded: Hypothesis runs with a fixed seed and a fixed number of examples per
+pattern, no deadline and no example database, so CI tries the same cases on every run; the session's
+summary prints how many (tests/fuzz/conftest.py). Most generated requests are plausible with a few
+hostile parts, so that they get past the login and tenant checks to the views.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from apps.subscribers.models import Subscriber
 from apps.tenants.resolution import reset_cache
 from tests.fuzz.conftest import CASES
 
-pytestmark = pytest.mark.django_db
+# About 35 s in all (the issue's budget for it: 45 s): `make test` runs it, `make test-fast` leaves it out.
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 # The project's own pages and API get most of the budget; Django's admin views are Django's.
-EXAMPLES_PER_PATTERN = 25
+EXAMPLES_PER_PATTERN = 22
 EXAMPLES_PER_ADMIN_PATTERN = 3
 EXAMPLES_PER_ADMIN_CHANGELIST = 16
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -44,8 +46,9 @@ PERSONAS = ("anonymous", "staff_of_acme", "staff_of_beta", "superuser")
 # configuration and audit.
 BUSINESS_APPS = ("tenants", "subscribers", "ops")
 BASE_DOMAIN = "dotmac.test"
-# An action on a selection that names no row ("abc" for an integer key) is a 500 there: the ops
-# layer's admin still lacks the check apps.tenants.admin.SelectionCheckedAdmin makes.
+# Left out of the admin action forms until fixed: an action on a selection that names no row ("abc"
+# for an integer key) is a 500 there, as the ops layer's admin lacks the check that
+# apps.tenants.admin.SelectionCheckedAdmin makes (ops may not import the business apps).
 ADMIN_LISTS_FAILING_ON_A_GARBLED_SELECTION = {"admin/ops/breakerconfigoverride/"}
 
 
@@ -73,20 +76,10 @@ ESCAPE_JUNK = st.sampled_from(
     ["%FF", "%C3%28", "%E2%80", "%00", "%2F", "%25", "%", "%zz", "%C0%AF", "%E2%80%A8"]
 )
 PLAUSIBLE = st.sampled_from(
-    [
-        *[
-            "acme",
-            "beta",
-            "Home 100",
-            "S acme",
-            "s@acme.test",
-            "s@beta.test",
-            "active",
-            "pending",
-            "suspended",
-        ],
-        *["1", "2", "29.00", "on", "true", "-1", "0", "1e9", "tenant", "name", "-pk", "2026-01-01", "yes"],
-    ]
+    (
+        "acme beta S_acme s@acme.test s@beta.test active pending suspended 1 2 29.00 on true -1 0 1e9 "
+        "tenant name -pk 2026-01-01 yes delete_selected"
+    ).split()
 )
 HOSTILE = st.sampled_from(
     ["\0", "a\0b", "\r\n", "\n", "\u2028", "\u0085", "'", '"', "<script>", "../..", "%s", "{}"]
