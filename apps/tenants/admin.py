@@ -1,10 +1,20 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 
 from .models import Membership, Tenant
+
+
+def _is_key(field, value) -> bool:
+    """Whether ``value`` can name a row by ``field`` (an integer key's ``abc`` cannot)."""
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class SelectionCheckedAdmin(admin.ModelAdmin):
@@ -13,16 +23,34 @@ class SelectionCheckedAdmin(admin.ModelAdmin):
     as given, and PostgreSQL's type check makes that a 500."""
 
     def response_action(self, request, queryset):
-        try:
-            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
-                self.model._meta.pk.to_python(value)
-        except ValidationError:
+        selection = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_key(self.model._meta.pk, value) for value in selection):
             self.message_user(request, "The selection names no item of this list.", messages.WARNING)
             return None  # the list again, with the message
         return super().response_action(request, queryset)
 
 
-class MembershipInline(admin.TabularInline):
+class CheckedAutocompleteSelect(AutocompleteSelect):
+    """Redisplays a submitted form leaving out values that name no row: Django's widget filters by
+    them as given, and PostgreSQL's type check makes that a 500 (``abc`` for an integer key)."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.remote_field.model._meta.get_field(self.field.remote_field.field_name)
+        return super().optgroups(name, [item for item in value if _is_key(target, item)], attr)
+
+
+class CheckedAutocompleteMixin:
+    """Autocomplete fields with :class:`CheckedAutocompleteSelect`, for a model admin or an inline."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name in self.get_autocomplete_fields(request):
+            kwargs.setdefault(
+                "widget", CheckedAutocompleteSelect(db_field, self.admin_site, using=kwargs.get("using"))
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class MembershipInline(CheckedAutocompleteMixin, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -37,7 +65,7 @@ class TenantAdmin(SelectionCheckedAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(SelectionCheckedAdmin):
+class MembershipAdmin(CheckedAutocompleteMixin, SelectionCheckedAdmin):
     list_display = ["user", "tenant", "created_at"]
     list_select_related = ["user", "tenant"]
     search_fields = ["user__username", "tenant__slug"]

@@ -1,5 +1,6 @@
 """An admin action on a selection that names no row (a forged or garbled form) gets the list again
-with a message, not a 500 from PostgreSQL's type check, and deletes nothing."""
+with a message, not a 500 from PostgreSQL's type check, and deletes nothing; an autocomplete field
+naming no row is a form error."""
 
 from __future__ import annotations
 
@@ -44,4 +45,23 @@ def test_a_valid_selection_still_runs_the_action(client, django_user_model, tena
     form = {"action": "delete_selected", "_selected_action": [str(tenant.pk)], "post": "yes"}
     response = client.post("/admin/tenants/tenant/", form)
     assert response.status_code == 302
+    assert not Tenant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url,form",
+    [
+        (
+            "/admin/tenants/tenant/add/",
+            {"slug": "new", "name": "New", "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0"}
+            | {"memberships-0-user": "abc"},
+        ),
+        ("/admin/tenants/membership/add/", {"user": "abc", "tenant": "1\0"}),
+    ],
+)
+def test_an_autocomplete_field_naming_no_row_is_a_form_error(client, django_user_model, url, form):
+    client.force_login(django_user_model.objects.create_superuser(username="root", password="pw-123456"))
+    response = client.post(url, form)
+    assert response.status_code == 200
+    assert "Select a valid choice." in response.content.decode()
     assert not Tenant.objects.exists()
