@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from apps.ops import breakers, selectors, services
+from apps.ops.admin_guards import SelectionCheckedAdmin
 from apps.ops.breakers.config import CONFIG_FIELDS
 from apps.ops.models import BreakerConfigOverride, BreakerResetAudit, CircuitBreaker, may_reset_breakers
 
@@ -89,7 +90,7 @@ class CircuitBreakerAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BreakerConfigOverride)
-class BreakerConfigOverrideAdmin(admin.ModelAdmin):
+class BreakerConfigOverrideAdmin(SelectionCheckedAdmin):
     """Per-breaker settings; applied by every process within CIRCUIT_BREAKER_CONFIG_REFRESH_SECONDS."""
 
     list_display = fields = ("name", *CONFIG_FIELDS, "updated_at", "updated_by")

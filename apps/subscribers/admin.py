@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.tenants.admin import SelectionCheckedAdmin
+from apps.ops.admin_guards import SelectionCheckedAdmin
 
 from .models import ServicePlan, Subscriber
 

@@ -19,6 +19,7 @@ CHANGELISTS = [
     "/admin/subscribers/subscriber/",
     "/admin/auth/user/",
     "/admin/auth/group/",
+    "/admin/ops/breakerconfigoverride/",
 ]
 
 
