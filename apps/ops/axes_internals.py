@@ -5,15 +5,25 @@ Undocumented members of django-axes used here (recheck them on an upgrade):
 - ``AxesCacheHandler.cache``, set once in ``__init__``: replaced by a property;
 - ``request.axes_locked_out``: set by ``AxesStandaloneBackend`` when it refuses a locked-out login
   (with ``AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT`` off) and by the handler at the limit;
-- ``request.axes_failures_since_start``: the count the handler has just stored.
+- ``request.axes_failures_since_start``: the count the handler has just stored;
+- ``get_client_cache_keys``: one key per entry of ``AXES_LOCKOUT_PARAMETERS``, in that order.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import redis
 from axes.handlers.cache import AxesCacheHandler
-from axes.helpers import get_cache, get_client_username, get_cool_off, get_failure_limit
+from axes.helpers import (
+    get_cache,
+    get_client_cache_keys,
+    get_client_username,
+    get_cool_off,
+    get_credentials,
+    get_failure_limit,
+)
+from django.conf import settings
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpRequest
 from django_redis.exceptions import ConnectionInterrupted
@@ -51,8 +61,10 @@ class LoginAttemptsHandler(AxesCacheHandler):
         if outage is None or not outage.unreachable:
             try:
                 super().user_login_failed(sender, credentials, request, **kwargs)
-            except ConnectionInterrupted:  # Redis went away between axes' add and incr
-                pass
+            except (ConnectionInterrupted, redis.RedisError, OSError, ValueError):
+                # Redis went away, or paused past the cache's timeout, or the key expired between
+                # axes' add and incr: this failure is not counted, the login still gets its answer.
+                request.axes_failures_since_start = None
         failures = request.axes_failures_since_start
         if failures is None:
             log_login(request, username, "failed", "not counted: Redis unreachable")
@@ -60,3 +72,14 @@ class LoginAttemptsHandler(AxesCacheHandler):
             limit = get_failure_limit(request, credentials)
             locked = f", {locked_for}" if request.axes_locked_out else ""
             log_login(request, username, "failed", f"failure {failures} of {limit}{locked}")
+
+    def user_logged_in(self, sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+        super().user_logged_in(sender, request, user, **kwargs)  # AXES_RESET_ON_SUCCESS is off
+        # A success clears the account's failures only: clearing the address's too would let one
+        # client try passwords on other accounts and log into its own between tries, for ever.
+        keys = get_client_cache_keys(request, get_credentials(user.get_username()))
+        account_key = keys[settings.AXES_LOCKOUT_PARAMETERS.index("username")]
+        try:
+            self.cache.delete(account_key)
+        except (ConnectionInterrupted, redis.RedisError, OSError):
+            pass  # fail-open, as counting does

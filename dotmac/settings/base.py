@@ -85,7 +85,7 @@ MIDDLEWARE = [
     "apps.tenants.middleware.TenantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Turns a login refused for too many failures into the 429 lockout page (apps.ops.logins).
+    # Turns a login refused for too many failures into the 429 lockout page (AXES_LOCKOUT_TEMPLATE).
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -173,7 +173,8 @@ AXES_HANDLER = "apps.ops.axes_internals.LoginAttemptsHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
-AXES_RESET_ON_SUCCESS = True
+# A success resets the account's failures, not the address's (apps/ops/axes_internals.py).
+AXES_RESET_ON_SUCCESS = False
 # A refused attempt neither counts nor extends the lockout: the page's "15 minutes" holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -185,6 +186,8 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Password checks (~0.2 s of CPU each) running at once per process, so logins cannot starve pages;
 # a login that gets no slot within LOGIN_HASHING_WAIT_SECONDS is refused with a message.
 LOGIN_HASHING_CONCURRENCY = env_int("LOGIN_HASHING_CONCURRENCY", 2)
+if LOGIN_HASHING_CONCURRENCY < 1:
+    raise ImproperlyConfigured("LOGIN_HASHING_CONCURRENCY must be at least 1")
 LOGIN_HASHING_WAIT_SECONDS = 1.0
 
 LANGUAGE_CODE = "en-us"
@@ -308,9 +311,9 @@ LOGGING = {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         # gunicorn's access lines (apps/ops/shutdown/gunicorn_internals.py), in LOG_FORMAT as every line.
         "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        # Host-header errors from scanners are not worth an ERROR line with a traceback each.
         # apps.ops.logins writes one line per failed or throttled login; axes' own lines repeat them.
         "axes": {"level": "ERROR"},
+        # Host-header errors from scanners are not worth an ERROR line with a traceback each.
         "django.security.DisallowedHost": {
             "handlers": ["stdout"],
             "level": "WARNING",

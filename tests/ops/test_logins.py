@@ -71,12 +71,23 @@ def test_failures_against_one_account_lock_it_from_every_address(client, alice):
     assert log_in(client, "/admin/login/", "alice", PASSWORD, address="203.0.113.50").status_code == 429
 
 
-def test_a_successful_login_resets_the_count(alice):
-    for _ in range(2):
+def test_a_successful_login_resets_the_accounts_count(alice):
+    for round_ in range(2):  # from addresses of their own: only the account's count is at stake
         client = Client()
-        for _ in range(4):
-            assert log_in(client, "/accounts/login/", "alice", "wrong").status_code == 200
-        assert logged_in(log_in(client, "/accounts/login/", "alice", PASSWORD))
+        for number in range(4):
+            address = f"198.51.{round_}.{number + 1}"
+            assert log_in(client, "/accounts/login/", "alice", "wrong", address=address).status_code == 200
+        assert logged_in(log_in(client, "/accounts/login/", "alice", PASSWORD, address=f"203.0.113.{round_}"))
+
+
+def test_a_successful_login_does_not_clear_the_addresss_failures(client, alice, django_user_model):
+    # One client trying passwords on other accounts, logging into its own between tries.
+    address = "198.51.100.99"
+    for number in range(4):
+        log_in(client, "/accounts/login/", f"victim{number}", "wrong", address=address)
+    assert logged_in(log_in(Client(), "/accounts/login/", "alice", PASSWORD, address=address))
+    log_in(client, "/accounts/login/", "victim9", "wrong", address=address)  # the fifth from it
+    assert log_in(Client(), "/accounts/login/", "alice", PASSWORD, address=address).status_code == 429
 
 
 def test_failed_and_throttled_logins_are_logged_with_the_peer_address_by_default(client, alice, caplog):

@@ -15,7 +15,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from django.apps import apps
-from django.db import DatabaseError, connection
+from django.db import Error as DatabaseError
+from django.db import connection
 from django.db.models import F, QuerySet
 
 from .status import STATE_CLOSED, StoredState
@@ -85,6 +86,7 @@ class DatabaseLink(SharedLink):
         try:
             return future.result(timeout=WAIT_SECONDS)
         except FutureTimeout:
+            future.cancel()  # if still queued: a late write after the caller went local would be wrong
             raise SharedStateUnavailable(f"no answer within {WAIT_SECONDS:g} s") from None
 
     @staticmethod
