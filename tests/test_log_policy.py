@@ -67,11 +67,18 @@ def test_a_text_line_shows_the_fields_of_a_json_line():
 @pytest.mark.servers
 def test_gunicorn_writes_access_lines_as_text_in_development_and_names_no_version(tmp_path):
     """LOG_FORMAT=text (development's default) governs the access line; the Server header is bare."""
-    env = subprocess_env(DJANGO_ENV="development", DATA_DIR=str(tmp_path / "data"), WEB_CONCURRENCY="1")
+    env = subprocess_env(
+        DJANGO_ENV="development",
+        DATA_DIR=str(tmp_path / "data"),
+        WEB_CONCURRENCY="1",
+        TRUSTED_PROXY_COUNT="1",
+    )
     server = GunicornServer(env, log_dir=tmp_path).start()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        connection.request("GET", f"/?q={SEARCH_TERM}", headers={"User-Agent": "log-policy-test"})
+        # Through one trusted proxy (an ingress): the line names the client it saw, not the proxy.
+        headers = {"User-Agent": "log-policy-test", "X-Forwarded-For": "198.51.100.1, 203.0.113.7"}
+        connection.request("GET", f"/?q={SEARCH_TERM}", headers=headers)
         response = connection.getresponse()
         response.read()
         connection.close()
@@ -83,6 +90,7 @@ def test_gunicorn_writes_access_lines_as_text_in_development_and_names_no_versio
     [line] = [line for line in server.stdout_text().splitlines() if "log-policy-test" in line]
     assert not line.startswith("{"), line
     assert f" INFO gunicorn.access [{response.getheader('X-Request-ID')} -] GET / 200 " in line, line
-    for field in ("method=", "path=", "status=200", "bytes=", "duration_ms=", "remote_addr=", "pid="):
+    fields = ("method=", "path=", "status=200", "bytes=", "duration_ms=", 'remote_addr="203.0.113.7"', "pid=")
+    for field in fields:
         assert field in line, (field, line)
     assert SEARCH_TERM not in server.stdout_text()

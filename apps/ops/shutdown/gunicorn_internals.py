@@ -197,7 +197,7 @@ class AccessLogger(Logger):
             "status": int(status) if status.isdigit() else status,
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "remote_addr": environ.get("REMOTE_ADDR", "-"),
+            "remote_addr": _client_address(environ),
             "user_agent": environ.get("HTTP_USER_AGENT", ""),
             "request_id": next((v for k, v in resp.headers if k.lower() == "x-request-id"), "-"),
             "pid": os.getpid(),
@@ -206,3 +206,11 @@ class AccessLogger(Logger):
             self.access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
         except Exception:
             self.exception("access log entry failed")
+
+
+def _client_address(environ: dict) -> str:
+    # Imported here: the master imports this module without Django; access lines are written in the
+    # workers, where it is set up.
+    from apps.ops.client_address import address_in
+
+    return address_in(environ) or "-"
