@@ -19,7 +19,7 @@ from django.db import Error as DatabaseError
 from django.db import connection
 from django.db.models import F, QuerySet
 
-from .status import STATE_CLOSED, StoredState
+from .status import NEVER_USED, StoredState
 from .storage import SharedLink, SharedStateUnavailable, SharedStorage
 
 T = TypeVar("T")
@@ -28,7 +28,7 @@ T = TypeVar("T")
 WAIT_SECONDS = 0.5
 SWAP_ATTEMPTS = 5
 # A breaker's columns, in the order of StoredState, with the values of a breaker never used.
-_NEVER_USED = {"state": STATE_CLOSED, "failure_count": 0, "success_count": 0, "opened_at": None}
+_NEVER_USED = dict(zip(("state", "failure_count", "success_count", "opened_at"), NEVER_USED, strict=True))
 
 
 def _model() -> Any:

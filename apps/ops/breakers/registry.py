@@ -20,7 +20,7 @@ from .breaker import Breaker
 from .config import BreakerConfig, Overrides
 from .database import DatabaseLink
 from .redis_store import RedisLink
-from .status import STATE_CLOSED, BreakerStatus
+from .status import NEVER_USED, BreakerStatus
 from .storage import ResilientStorage, SharedLink, SharedStateUnavailable
 
 logger = logging.getLogger("apps.ops.breakers")
@@ -111,7 +111,7 @@ class BreakerRegistry:
         except SharedStateUnavailable:
             return self._local_statuses(names, overrides)
         # Configured but never used: nothing stored yet.
-        stored = {name: (STATE_CLOSED, 0, 0, None) for name in names} | {
+        stored = {name: NEVER_USED for name in names} | {
             name: state for name, state in stored.items() if config.is_valid_name(name)
         }
         return [
@@ -123,7 +123,7 @@ class BreakerRegistry:
         statuses = []
         for name in sorted(names):
             breaker = self._breakers.get(name)
-            stored = breaker.storage.local_snapshot() if breaker else (STATE_CLOSED, 0, 0, None)
+            stored = breaker.storage.local_snapshot() if breaker else NEVER_USED
             statuses.append(BreakerStatus.of(name, self._config(name, overrides), stored, shared=False))
         return statuses
 

@@ -15,6 +15,7 @@ from .config import BreakerConfig
 STATE_CODES = {STATE_CLOSED: 0, STATE_OPEN: 1, STATE_HALF_OPEN: 2}
 
 StoredState = tuple[str, int, int, datetime | None]  # state, failures, successes, opened_at
+NEVER_USED: StoredState = (STATE_CLOSED, 0, 0, None)
 
 
 @dataclass(frozen=True)
