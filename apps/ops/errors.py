@@ -30,11 +30,16 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
     return sqlstate is None or sqlstate.startswith(("08", "57P"))  # client-side, connection, shutdown
 
 
+def wants_json(request: HttpRequest) -> bool:
+    """An API request, or a client asking for JSON: its error answers are JSON."""
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
 def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpResponse:
     exc = sys.exc_info()[1]
     if not is_database_unavailable(exc):
         return django_server_error(request, template_name)
-    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+    if wants_json(request):
         response: HttpResponse = JsonResponse({"error": UNAVAILABLE_MESSAGE}, status=503)
     else:
         body = loader.render_to_string("ops/503.html", {"message": UNAVAILABLE_MESSAGE})

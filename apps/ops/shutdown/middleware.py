@@ -41,7 +41,9 @@ def _refusal(request):
     # Imported here: the gunicorn master imports this package (for the drain state) without Django.
     from django.http import HttpResponse, JsonResponse
 
-    if request.path.startswith("/api/") or "application/json" in request.META.get("HTTP_ACCEPT", ""):
+    from apps.ops.errors import wants_json
+
+    if wants_json(request):
         response = JsonResponse({"error": "shutting_down", "detail": REFUSAL_MESSAGE}, status=503)
     else:
         response = HttpResponse(REFUSAL_MESSAGE + "\n", status=503, content_type="text/plain; charset=utf-8")
