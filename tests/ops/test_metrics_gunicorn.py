@@ -157,12 +157,16 @@ def three_tenants(tenant_factory):
 
 def test_counts_are_exact_across_recycled_workers(start_gunicorn, three_tenants):
     server = start_gunicorn(GUNICORN_MAX_REQUESTS="5", TENANT_HEADER_ENABLED="true")
-    counts = {"alpha": 300, "beta": 200, "gamma": 100}
+    batch = {"alpha": 30, "beta": 20, "gamma": 10}
+    counts = Counter()
+    # A gthread worker may accept several connections after its fifth request before it stops, so
+    # how many requests 60 recycles take depends on the machine: send batches until they happened.
+    deadline = time.monotonic() + 240
+    while server.workers_booted() < 4 + 60:
+        assert time.monotonic() < deadline, f"only {server.workers_booted()} workers booted"
+        assert send_all(server, tenant_requests(batch)) == {200: sum(batch.values())}
+        counts.update(batch)
 
-    statuses = send_all(server, tenant_requests(counts))
-
-    assert statuses == {200: sum(counts.values())}
-    assert server.workers_booted() >= 4 + 60  # recycled every 5 or so requests (2 threads overshoot)
     scraped = http_requests(server.scrape())
     by_tenant = Counter()
     for labels, value in scraped.items():
@@ -171,7 +175,6 @@ def test_counts_are_exact_across_recycled_workers(start_gunicorn, three_tenants)
             assert (label["method"], label["status"]) == ("GET", "200")
             by_tenant[label["tenant"]] += value
     assert by_tenant == counts
-    assert sum(by_tenant.values()) == 600
 
 
 def test_metrics_files_stay_bounded_after_hundreds_of_recycles(start_gunicorn):
