@@ -27,6 +27,10 @@ from tests.fleet.ingress import Ingress
 from tests.fleet.manifests import Probe
 from tests.fleet.pods import Pod
 
+# How long EndpointSlice changes take to reach an ingress controller: typically 1 to 3 s, longer on a
+# busy control plane. The routine operations are proven at both ends.
+PROPAGATION_LAGS = (1.0, 3.0)
+
 
 @dataclass(frozen=True)
 class ProbeResult:

@@ -42,10 +42,12 @@ def rendered() -> tuple[dict, ...]:
     return tuple(document for document in yaml.safe_load_all(result.stdout) if document)
 
 
-def _one(kind: str, component: str | None = None, name: str | None = None) -> dict:
+def _one(
+    kind: str, component: str | None = None, name: str | None = None, *, documents: tuple[dict, ...] = ()
+) -> dict:
     found = [
         document
-        for document in rendered()
+        for document in documents or rendered()
         if document["kind"] == kind
         and (name is None or document["metadata"]["name"] == name)
         and (
@@ -98,11 +100,11 @@ class Container:
     pre_stop: tuple[str, ...]  # an exec preStop hook's command, empty when there is none
 
     @classmethod
-    def from_pod_spec(cls, pod_spec: dict) -> Container:
+    def from_pod_spec(cls, pod_spec: dict, documents: tuple[dict, ...] = ()) -> Container:
         [container] = pod_spec["containers"]
         config: dict[str, str] = {}
         for source in container.get("envFrom", []):
-            config.update(_config_map(source["configMapRef"]["name"]))
+            config.update(_config_map(source["configMapRef"]["name"], documents))
         probes = {
             kind: Probe.from_spec(container[f"{kind}Probe"]) if f"{kind}Probe" in container else None
             for kind in ("startup", "liveness", "readiness")
@@ -123,8 +125,9 @@ class Container:
         return port if isinstance(port, int) else self.ports[port]
 
 
-def _config_map(name: str) -> dict[str, str]:
-    return {key: str(value) for key, value in _one("ConfigMap", name=name)["data"].items()}
+def _config_map(name: str, documents: tuple[dict, ...] = ()) -> dict[str, str]:
+    config_map = _one("ConfigMap", name=name, documents=documents)
+    return {key: str(value) for key, value in config_map["data"].items()}
 
 
 def _count(value: int | str, replicas: int, *, round_up: bool) -> int:
@@ -172,21 +175,23 @@ class CronJob:
         return 60.0 * int(match.group(1) or 1)
 
 
-def web_tier() -> WebTier:
-    deployment = _one("Deployment", component=WEB_COMPONENT)
+def web_tier(documents: tuple[dict, ...] = ()) -> WebTier:
+    """The web tier of the rendered manifests, or of ``documents`` (a modified copy of them)."""
+    documents = documents or rendered()
+    deployment = _one("Deployment", component=WEB_COMPONENT, documents=documents)
     spec = deployment["spec"]
     pod_spec = spec["template"]["spec"]
     replicas = int(spec.get("replicas", 1))
     rolling = spec.get("strategy", {}).get("rollingUpdate", {})
-    pdb = _one("PodDisruptionBudget", name=deployment["metadata"]["name"])["spec"]
-    ingresses = [document for document in rendered() if document["kind"] == "Ingress"]
+    pdb = _one("PodDisruptionBudget", name=deployment["metadata"]["name"], documents=documents)["spec"]
+    ingresses = [document for document in documents if document["kind"] == "Ingress"]
     public = [ingress for ingress in ingresses if not _denies_everyone(ingress)]
     denied = [ingress for ingress in ingresses if _denies_everyone(ingress)]
     if len(public) != 1:
         raise LookupError(f"expected one public Ingress, found {len(public)}")
     return WebTier(
         replicas=replicas,
-        container=Container.from_pod_spec(pod_spec),
+        container=Container.from_pod_spec(pod_spec, documents),
         termination_grace_seconds=float(pod_spec.get("terminationGracePeriodSeconds", 30)),
         max_surge=_count(rolling.get("maxSurge", "25%"), replicas, round_up=True),
         max_unavailable=_count(rolling.get("maxUnavailable", "25%"), replicas, round_up=False),

@@ -1,0 +1,101 @@
+"""The web pod's timing budget (``budget.py``): the shipped manifests keep it, and a manifest value
+that breaks it makes it fail, shown on modified copies of the rendered objects."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.fleet.budget import termination_budget
+from tests.fleet.controller import PROPAGATION_LAGS
+from tests.fleet.manifests import WEB_COMPONENT, rendered, web_tier
+
+LONGEST_LAG = max(PROPAGATION_LAGS)
+
+
+def test_the_shipped_manifests_stop_a_pod_before_sigkill_and_drain_past_the_propagation_lag():
+    budget = termination_budget(web_tier())
+    assert budget.problems(propagation_lag=LONGEST_LAG) == []
+    assert budget.longest_stop <= budget.grace_period
+    assert budget.still_accepting >= LONGEST_LAG
+
+
+def _modified(change) -> tuple[dict, ...]:
+    """A deep copy of the rendered objects with ``change(deployment, config_map)`` applied."""
+    documents = copy.deepcopy(rendered())
+    [deployment] = [
+        document
+        for document in documents
+        if document["kind"] == "Deployment"
+        and document["metadata"]["labels"].get("app.kubernetes.io/component") == WEB_COMPONENT
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [source] = container["envFrom"]
+    [config_map] = [
+        document
+        for document in documents
+        if document["kind"] == "ConfigMap" and document["metadata"]["name"] == source["configMapRef"]["name"]
+    ]
+    change(deployment["spec"]["template"]["spec"], container, config_map["data"])
+    return tuple(documents)
+
+
+def _shorter_grace_period(pod_spec, container, config) -> None:
+    pod_spec["terminationGracePeriodSeconds"] = int(config["GUNICORN_GRACEFUL_TIMEOUT"])
+
+
+def _longer_graceful_timeout(pod_spec, container, config) -> None:
+    config["GUNICORN_GRACEFUL_TIMEOUT"] = str(pod_spec["terminationGracePeriodSeconds"])
+
+
+def _pre_stop_sleep_on_top(pod_spec, container, config) -> None:
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "15"]}}}
+
+
+def _graceful_timeout_overridden_in_env(pod_spec, container, config) -> None:
+    container["env"].append({"name": "GUNICORN_GRACEFUL_TIMEOUT", "value": "60"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _shorter_grace_period,
+        _longer_graceful_timeout,
+        _pre_stop_sleep_on_top,
+        _graceful_timeout_overridden_in_env,
+    ],
+)
+def test_a_manifest_value_that_makes_the_stop_outlast_the_grace_period_breaks_the_budget(change):
+    budget = termination_budget(web_tier(_modified(change)))
+    [problem] = budget.problems(propagation_lag=LONGEST_LAG)
+    assert "terminationGracePeriodSeconds" in problem
+    assert budget.longest_stop > budget.grace_period
+
+
+def _drain_delay_below_the_lag(pod_spec, container, config) -> None:
+    config["DRAIN_DELAY_SECONDS"] = str(LONGEST_LAG - 1)
+
+
+def _drain_delay_left_to_the_default(pod_spec, container, config) -> None:
+    # Outside production, deploy/gunicorn.conf.py's default is no drain delay at all.
+    del config["DRAIN_DELAY_SECONDS"]
+    config["DJANGO_ENV"] = "staging"
+
+
+@pytest.mark.parametrize("change", [_drain_delay_below_the_lag, _drain_delay_left_to_the_default])
+def test_a_drain_delay_shorter_than_the_propagation_lag_breaks_the_budget(change):
+    budget = termination_budget(web_tier(_modified(change)))
+    [problem] = budget.problems(propagation_lag=LONGEST_LAG)
+    assert "propagation lag" in problem
+    assert budget.still_accepting < LONGEST_LAG
+
+
+def test_a_pre_stop_sleep_counts_towards_covering_the_propagation_lag():
+    def short_drain_after_a_sleep(pod_spec, container, config) -> None:
+        config["DRAIN_DELAY_SECONDS"] = "1"
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sh", "-c", "sleep 3"]}}}
+
+    budget = termination_budget(web_tier(_modified(short_drain_after_a_sleep)))
+    assert budget.still_accepting == 4
+    assert budget.problems(propagation_lag=LONGEST_LAG) == []
