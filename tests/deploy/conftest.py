@@ -7,6 +7,7 @@ A missing tool fails the test with the command that installs it: nothing is skip
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -56,10 +57,25 @@ def render(directory: Path) -> str:
     return result.stdout
 
 
+# kustomize's generators append "-" and a 10-character hash of the content to the name.
+_GENERATED_SUFFIX = re.compile(r"-[bcdfghkmt2-9]{10}$")
+
+
+def base_name(name: str) -> str:
+    """The name an object is known by in the manifests: a generated name without its content hash."""
+    return _GENERATED_SUFFIX.sub("", name)
+
+
 def find(objects: list[dict], kind: str, name: str) -> dict:
-    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    """The one object of ``kind`` named ``name`` (for generated objects: ``name`` plus its hash)."""
+    matches = [o for o in objects if o["kind"] == kind and base_name(o["metadata"]["name"]) == name]
     assert len(matches) == 1, f"expected exactly one {kind}/{name}, found {len(matches)}"
     return matches[0]
+
+
+def config_map_data(objects: list[dict]) -> dict[str, str]:
+    """The app's settings: the data of the generated ConfigMap dotmac-platform-config."""
+    return find(objects, "ConfigMap", "dotmac-platform-config")["data"]
 
 
 def pod_templates(objects: list[dict]) -> list[tuple[dict, dict]]:
@@ -90,12 +106,14 @@ def placeholder_secrets() -> list[dict]:
     return load_all((KUBERNETES_DIR / "secrets.yaml").read_text())
 
 
-@pytest.fixture(scope="session")
-def generated_secrets(tmp_path_factory) -> list[dict]:
-    """deploy/kubernetes/secrets rendered as an operator would, from env files made from the examples."""
-    work = tmp_path_factory.mktemp("secrets") / "secrets"
-    shutil.copytree(KUBERNETES_DIR / "secrets", work, ignore=shutil.ignore_patterns("*.env"))
-    examples = sorted(work.glob("*.env.example"))
+def deploy_copy_with_secrets(destination: Path) -> Path:
+    """A copy of deploy/ with every secret env file made from its template, as an operator fills them."""
+    work = destination / "deploy"
+    shutil.copytree(DEPLOY, work, ignore=shutil.ignore_patterns("*.env", "__pycache__"))
+    # The app's settings file is an env file too, but tracked: bring it back.
+    for env_file in KUBERNETES_DIR.glob("*.env"):
+        shutil.copy(env_file, work / "kubernetes" / env_file.name)
+    examples = sorted((work / "kubernetes" / "secrets").glob("*.env.example"))
     assert examples, "deploy/kubernetes/secrets has no *.env.example templates"
     for example in examples:
         lines = []
@@ -106,7 +124,27 @@ def generated_secrets(tmp_path_factory) -> list[dict]:
                 line = f"{key}=generated-{key.lower()}"
             lines.append(line)
         example.with_suffix("").write_text("\n".join(lines) + "\n")
-    return load_all(render(work))
+    return work
+
+
+@pytest.fixture(scope="session")
+def deploy_copy(tmp_path_factory) -> Path:
+    """deploy/ with the secret env files filled in, for rendering the overlays (read-only for tests)."""
+    return deploy_copy_with_secrets(tmp_path_factory.mktemp("deploy"))
+
+
+@pytest.fixture(scope="session")
+def overlays_rendered(deploy_copy: Path) -> dict[str, list[dict]]:
+    """Every overlay of deploy/overlays, rendered as an operator would (its Secrets included)."""
+    names = sorted(p.name for p in (DEPLOY / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+    assert "production" in names
+    return {name: load_all(render(deploy_copy / "overlays" / name)) for name in names}
+
+
+@pytest.fixture(scope="session")
+def generated_secrets(overlays_rendered) -> list[dict]:
+    """The Secrets of deploy/kubernetes/secrets, as the production overlay generates them."""
+    return [o for o in overlays_rendered["production"] if o["kind"] == "Secret"]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ import yaml
 
 from tests.servers import free_port, wait_until
 
-from .conftest import KUBERNETES_DIR, REPO, run, tool
+from .conftest import REPO, config_map_data, run, tool
 
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -73,7 +73,7 @@ def test_hadolint_finds_nothing():
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
-def test_image_is_multi_stage_pinned_non_root_with_gunicorn_as_pid_1():
+def test_image_is_multi_stage_pinned_non_root_with_gunicorn_as_pid_1(rendered):
     build, runtime = stages()
     args = dict(a.split("=", 1) for kind, a in instructions() if kind == "ARG" and "=" in a)
     base = args["PYTHON_IMAGE"]
@@ -87,7 +87,7 @@ def test_image_is_multi_stage_pinned_non_root_with_gunicorn_as_pid_1():
     assert yaml.safe_load(runtime_args["ENTRYPOINT"]) == ["gunicorn", "-c", "deploy/gunicorn.conf.py"]
     env = env_assignments(runtime_args["ENV"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["DJANGO_ENV"] == "production"
-    config = yaml.safe_load((KUBERNETES_DIR / "configmap.yaml").read_text())["data"]
+    config = config_map_data(rendered)
     assert runtime_args["EXPOSE"] == env["PORT"] == config["PORT"] == "8000"
     # The build-only key lives in one RUN's environment, never in an ENV or ARG of any stage.
     for kind, arguments in instructions():
@@ -156,7 +156,9 @@ def get(port: int, path: str, host: str) -> tuple[int, dict, bytes]:
 
 
 @pytest.mark.servers
-def test_built_tree_serves_static_files_and_probes_without_writing_to_it(built_app, server_env, tmp_path):
+def test_built_tree_serves_static_files_and_probes_without_writing_to_it(
+    built_app, server_env, tmp_path, rendered
+):
     manifest = built_app / "staticfiles" / "staticfiles.json"
     assert manifest.exists(), "collectstatic ran with the production (hashed, compressed) storage"
     assert list((built_app / "dotmac" / "__pycache__").glob("*.pyc")), "bytecode compiled at build time"
@@ -164,7 +166,7 @@ def test_built_tree_serves_static_files_and_probes_without_writing_to_it(built_a
 
     _, runtime = stages()
     runtime_env = env_assignments(dict(runtime)["ENV"])
-    config = yaml.safe_load((KUBERNETES_DIR / "configmap.yaml").read_text())["data"]
+    config = config_map_data(rendered)
     port = free_port()
     env = dict(server_env)
     env.update({k: v for k, v in runtime_env.items() if k != "PATH"})

@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 
 from .code_facts import env_names_read_by_code, ops_route_prefixes
-from .conftest import REPO, find, pod_templates, run
+from .conftest import REPO, base_name, config_map_data, find, pod_templates, run
 
 NAMESPACE = "dotmac-production"
 # Read by the code but deliberately not in the ConfigMap: fixed in the image when it is built
@@ -57,7 +57,7 @@ def container(deployment):
 
 @pytest.fixture(scope="module")
 def config(rendered):
-    return find(rendered, "ConfigMap", "dotmac-platform-config")["data"]
+    return config_map_data(rendered)
 
 
 # --- The specification's numbers ---------------------------------------------------------------
@@ -334,7 +334,9 @@ def test_secrets_each_component_its_own_and_every_reference_resolves(
     rendered, placeholder_secrets, generated_secrets
 ):
     def shape(secrets):
-        return {s["metadata"]["name"]: set(s.get("stringData") or s.get("data") or {}) for s in secrets}
+        return {
+            base_name(s["metadata"]["name"]): set(s.get("stringData") or s.get("data") or {}) for s in secrets
+        }
 
     placeholders = shape(placeholder_secrets)
     assert placeholders == shape(generated_secrets), "secrets.yaml and deploy/kubernetes/secrets agree"
