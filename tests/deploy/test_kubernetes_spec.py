@@ -63,9 +63,14 @@ def config(rendered):
 # --- The specification's numbers ---------------------------------------------------------------
 
 
-def test_deployment_runs_three_replicas_rolling_one_at_a_time(deployment):
+def test_the_autoscaler_owns_the_replica_count_starting_at_three(rendered, deployment):
     spec = deployment["spec"]
-    assert spec["replicas"] == 3
+    # A replica count in the manifest would be applied by every release, resetting a scaled-out fleet.
+    assert "replicas" not in spec
+    hpa = find(rendered, "HorizontalPodAutoscaler", "dotmac-platform")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    # The first apply creates the Deployment at 1 pod; the HPA raises it to minReplicas at once.
+    assert hpa["spec"]["minReplicas"] == 3
     assert spec["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1},
