@@ -1,5 +1,6 @@
-"""The current request's id and tenant, for ops code that has no request object. The tenant comes
-through the dotted path ``settings.OPS_CURRENT_TENANT_FUNCTION``, so ops never imports a business app.
+"""The current request's id and tenant. The tenant comes through the dotted paths
+``settings.OPS_CURRENT_TENANT_FUNCTION`` and ``settings.OPS_REQUEST_IDENTITY_FUNCTION``, so ops never
+imports a business app.
 """
 
 from __future__ import annotations
@@ -19,3 +20,10 @@ def current_tenant_slug() -> str | None:
     """The slug of the resolved tenant of the current request/task, or None (also with no function set)."""
     path = settings.OPS_CURRENT_TENANT_FUNCTION
     return _tenant_function(path)() if path else None
+
+
+def request_identity(request: object) -> tuple[bool, str | None]:
+    """(whether a user is logged in, the slug of the tenant the request speaks for: its user is a
+    member), from what the request already established; (False, None) with no function set."""
+    path = settings.OPS_REQUEST_IDENTITY_FUNCTION
+    return _tenant_function(path)(request) if path else (False, None)

@@ -222,6 +222,7 @@ TENANT_CACHE_SECONDS = env_int("TENANT_CACHE_SECONDS", 30)
 OPS_API_TOKEN = env_str("OPS_API_TOKEN")
 # How ops code learns the current tenant without importing a business app.
 OPS_CURRENT_TENANT_FUNCTION = "apps.tenants.context.current_tenant_slug"
+OPS_REQUEST_IDENTITY_FUNCTION = "apps.tenants.context.request_identity"
 
 # --- Probes and health checks ---------------------------------------------------------------
 # /live, /ready, /health (apps.ops.probes). Who sees check messages and timings: never,
@@ -260,7 +261,7 @@ HEALTH_READY_CHECKS = list(HEALTH_CHECKS)
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # Distinct tenant label values per server; tenants beyond it are counted as "other".
-METRICS_TENANT_LABEL_LIMIT = env_int("METRICS_TENANT_LABEL_LIMIT", 100)
+METRICS_TENANT_LABEL_LIMIT = env_int("METRICS_TENANT_LABEL_LIMIT", 1000)
 # prometheus_client's multiprocess directory (gunicorn sets it before forking); empty: one process.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 

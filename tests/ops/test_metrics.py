@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
@@ -126,20 +127,43 @@ def test_creating_a_subscriber_counts_for_its_tenant(client, acme_staff):
 
 
 @pytest.mark.django_db
-def test_requests_are_counted_by_route_status_and_tenant(client, acme_staff):
+def test_a_members_request_is_counted_per_route_and_per_tenant(client, acme_staff):
     _, alice, _ = acme_staff
     client.force_login(alice)
-    labels = {"method": "GET", "route": "subscribers:list", "status": "200", "tenant": "acme"}
-    before = value("http_requests_total", **labels)
-    before_count = value(
-        "http_request_duration_seconds_count", method="GET", route="subscribers:list", tenant="acme"
-    )
+    route = {"method": "GET", "route": "subscribers:list"}
+    tenant = {"tenant": "acme"}
+    samples = {
+        "http_requests_total": {**route, "status": "200"},
+        "http_request_duration_seconds_count": route,
+        "http_tenant_requests_total": {**tenant, "status_class": "2xx"},
+        "http_tenant_request_duration_seconds_count": tenant,
+    }
+    before = {name: value(name, **labels) for name, labels in samples.items()}
     assert client.get(reverse("subscribers:list")).status_code == 200
-    assert value("http_requests_total", **labels) == before + 1
-    assert (
-        value("http_request_duration_seconds_count", method="GET", route="subscribers:list", tenant="acme")
-        == before_count + 1
-    )
+    assert {name: value(name, **labels) for name, labels in samples.items()} == {
+        name: count + 1 for name, count in before.items()
+    }
+
+
+def tenant_requests_counted(tenant: str) -> float:
+    return value("http_tenant_request_duration_seconds_count", tenant=tenant)
+
+
+@pytest.mark.django_db
+@override_settings(TENANT_HEADER_ENABLED=True, TENANT_BASE_DOMAIN="isp.test", ALLOWED_HOSTS=[".isp.test"])
+def test_a_tenant_is_labelled_only_for_its_own_members(client, acme_staff, tenant_factory, staff_factory):
+    """Named by a header or a host, by an anonymous client or staff of another tenant: no label."""
+    globex = tenant_factory("globex")
+    bob = staff_factory(globex, "bob")
+    before = tenant_requests_counted("acme"), tenant_requests_counted("globex")
+    client.get("/subscribers/", HTTP_HOST="isp.test", HTTP_X_TENANT_ID="acme")
+    client.get("/subscribers/", HTTP_HOST="acme.isp.test")
+    client.force_login(bob)
+    assert client.get("/subscribers/", HTTP_HOST="acme.isp.test").status_code == 403
+    assert client.get("/subscribers/", HTTP_HOST="isp.test", HTTP_X_TENANT_ID="acme").status_code == 403
+    assert (tenant_requests_counted("acme"), tenant_requests_counted("globex")) == before
+    assert client.get("/subscribers/", HTTP_HOST="globex.isp.test").status_code == 200
+    assert tenant_requests_counted("globex") == before[1] + 1
 
 
 def test_cache_miss_then_hit(db):
@@ -175,12 +199,13 @@ def test_an_unreachable_redis_is_counted_as_an_error_once_then_as_bypassed(redis
 
 
 @override_settings(ROOT_URLCONF="tests.ops.metrics_urls", DEBUG=False)
-def test_a_failing_view_is_counted_as_500(client):
+def test_a_failing_view_is_counted_as_500_on_its_route_even_for_anonymous_clients(client):
     client.raise_request_exception = False
-    labels = {"method": "GET", "route": "explode", "status": "500", "tenant": "none"}
-    before = value("http_requests_total", **labels)
+    labels = {"method": "GET", "route": "explode", "status": "500"}
+    before = value("http_requests_total", **labels), value("http_request_duration_seconds_count", **labels)
     assert client.get("/explode").status_code == 500
-    assert value("http_requests_total", **labels) == before + 1
+    assert value("http_requests_total", **labels) == before[0] + 1
+    assert value("http_request_duration_seconds_count", method="GET", route="explode") == before[1] + 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -196,15 +221,42 @@ def test_database_connections_active_follows_checkout_and_return():
 # --- bounded labels ------------------------------------------------------------------------------
 
 
+ANONYMOUS = {"method": "any", "route": "anonymous"}
+
+
+@pytest.mark.django_db
 @override_settings(ROOT_URLCONF="tests.ops.metrics_urls")
-def test_unknown_methods_and_unmatched_paths_get_fixed_labels(client):
-    unmatched = {"method": "GET", "route": "unmatched", "status": "404", "tenant": "none"}
-    odd = {"method": "other", "route": "ok", "status": "200", "tenant": "none"}
+def test_unknown_methods_and_unmatched_paths_get_fixed_labels(client, acme_staff):
+    _, alice, _ = acme_staff
+    client.force_login(alice)
+    unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+    odd = {"method": "other", "route": "ok", "status": "200"}
     before = value("http_requests_total", **unmatched), value("http_requests_total", **odd)
     client.get("/no/such/path/42")
     client.generic("BREW", "/ok")
     assert value("http_requests_total", **unmatched) == before[0] + 1
     assert value("http_requests_total", **odd) == before[1] + 1
+
+
+@override_settings(ROOT_URLCONF="tests.ops.metrics_urls")
+def test_anonymous_requests_keep_their_route_only_for_pages_anyone_may_see(client):
+    counted = [
+        ({"method": "GET", "route": "ok", "status": "200"}, lambda: client.get("/ok")),
+        ({"method": "POST", "route": "ok", "status": "200"}, lambda: client.post("/ok")),
+        ({**ANONYMOUS, "status": "200"}, lambda: client.generic("BREW", "/ok")),
+        ({**ANONYMOUS, "status": "200"}, lambda: client.head("/ok")),
+        ({**ANONYMOUS, "status": "404"}, lambda: client.get("/no/such/path/42")),
+        ({**ANONYMOUS, "status": "401"}, lambda: client.get("/api/v1/circuit-breakers/status")),
+    ]
+    for labels, send in counted:
+        before = (
+            value("http_requests_total", **labels),
+            value("http_request_duration_seconds_count", **ANONYMOUS),
+        )
+        send()
+        assert value("http_requests_total", **labels) == before[0] + 1, labels
+        # Their latency is one series, whatever the route.
+        assert value("http_request_duration_seconds_count", **ANONYMOUS) == before[1] + 1, labels
 
 
 def requests_counted() -> float:
@@ -231,6 +283,10 @@ def test_probes_are_not_counted_whatever_tenant_they_name(client, tenant_factory
 def test_tenants_beyond_the_limit_are_other():
     labels = [tenant_labels.label(s) for s in ("a", "b", "c", "a", None)]
     assert labels == ["a", "b", "other", "a", "none"]
+
+
+def test_the_tenant_label_cap_is_a_thousand_by_default():
+    assert settings.METRICS_TENANT_LABEL_LIMIT == 1000
 
 
 @override_settings(PROMETHEUS_MULTIPROC_DIR="", METRICS_TENANT_LABEL_LIMIT=5)

@@ -33,17 +33,27 @@ def _keep_values_in_memory_without_a_usable_directory() -> None:
 
 _keep_values_in_memory_without_a_usable_directory()
 
-# One bucket is exactly 1 s: the HighLatency alert asks for p95 > 1 s. Nine buckets (+Inf) keep
-# the series per (method, route, tenant) at twelve.
+# One bucket is exactly 1 s: the latency alerts ask for p95 > 1 s. Nine buckets (+Inf) keep a
+# histogram at twelve series. The label sets answer per-route and per-tenant questions separately:
+# no tenant x route product (docs/METRICS.md, "Label sets").
 REQUEST_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 HTTP_REQUESTS = Counter(
-    "http_requests", "HTTP requests served, by matched route and resolved tenant.",
-    ["method", "route", "status", "tenant"],
-)  # fmt: skip
+    "http_requests",
+    "HTTP requests served, by method, matched route and status.",
+    ["method", "route", "status"],
+)
 HTTP_REQUEST_DURATION = Histogram(
-    "http_request_duration_seconds", "Time to produce the response.",
-    ["method", "route", "tenant"], buckets=REQUEST_DURATION_BUCKETS,
+    "http_request_duration_seconds", "Time to produce the response, by method and matched route.",
+    ["method", "route"], buckets=REQUEST_DURATION_BUCKETS,
+)  # fmt: skip
+HTTP_TENANT_REQUESTS = Counter(
+    "http_tenant_requests", "HTTP requests of members of a tenant, by status class (2xx, 5xx, ...).",
+    ["tenant", "status_class"],
+)  # fmt: skip
+HTTP_TENANT_REQUEST_DURATION = Histogram(
+    "http_tenant_request_duration_seconds", "Time to produce the response to a member of a tenant.",
+    ["tenant"], buckets=REQUEST_DURATION_BUCKETS,
 )  # fmt: skip
 CACHE_OPERATIONS = Counter("cache_operations", "Cache operations by result.", ["operation", "result"])
 # Each worker counts its own; "livesum" adds the live workers' values and drops a dead worker's.

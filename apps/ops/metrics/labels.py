@@ -17,6 +17,13 @@ from apps.ops.context import current_tenant_slug
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 OTHER_TENANT = "other"
 ADMITTED_TENANTS_FILE = "admitted-tenants.txt"
+# Requests of clients that are not logged in are counted under these values (docs/METRICS.md, "Who
+# creates series"), so that whatever they send, they create a small, fixed set of series.
+ANONYMOUS_METHOD = "any"
+ANONYMOUS_ROUTE = "anonymous"
+_ANONYMOUS = (ANONYMOUS_METHOD, ANONYMOUS_ROUTE)
+_ANONYMOUS_OPEN_METHODS = frozenset({"GET", "POST"})
+STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 
 def method_label(method: str | None) -> str:
@@ -26,6 +33,22 @@ def method_label(method: str | None) -> str:
 def route_label(request: object) -> str:
     match = getattr(request, "resolver_match", None)
     return match.view_name if match is not None and match.view_name else "unmatched"
+
+
+def request_labels(
+    method: str, route: str, status: int, authenticated: bool
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(method, route) labels of a served request: for the counter, for the duration histogram.
+
+    A logged-in user's request, and any 5xx, keep both. Otherwise the counter keeps them only for a
+    page anyone may see (GET or POST answered 2xx: the login pages, a scrape), and the histogram
+    never: one anonymous latency, one series per status code for everything else.
+    """
+    if authenticated or status >= 500:
+        return (method, route), (method, route)
+    if method in _ANONYMOUS_OPEN_METHODS and 200 <= status < 300:
+        return (method, route), _ANONYMOUS
+    return _ANONYMOUS, _ANONYMOUS
 
 
 class TenantLabels:

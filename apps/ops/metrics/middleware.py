@@ -12,8 +12,15 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from .definitions import HTTP_REQUEST_DURATION, HTTP_REQUESTS
-from .labels import method_label, route_label, tenant_labels
+from apps.ops.context import request_identity
+
+from .definitions import (
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    HTTP_TENANT_REQUEST_DURATION,
+    HTTP_TENANT_REQUESTS,
+)
+from .labels import STATUS_CLASSES, method_label, request_labels, route_label, tenant_labels
 from .views import METRICS_ROUTE, metrics_view
 
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
@@ -22,6 +29,8 @@ METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
 # the label sets are bounded, so remembering their children is bounded too.
 _counter_for = functools.cache(HTTP_REQUESTS.labels)
 _histogram_for = functools.cache(HTTP_REQUEST_DURATION.labels)
+_tenant_counter_for = functools.cache(HTTP_TENANT_REQUESTS.labels)
+_tenant_histogram_for = functools.cache(HTTP_TENANT_REQUEST_DURATION.labels)
 
 
 class RequestMetricsMiddleware:
@@ -37,11 +46,15 @@ class RequestMetricsMiddleware:
             return response
         finally:
             elapsed = time.perf_counter() - start
-            method = method_label(request.method)
-            route = METRICS_ROUTE if scrape else route_label(request)
-            # Read after the response: the tenant middleware runs deeper in the stack.
-            tenant = tenant_labels.label(getattr(getattr(request, "tenant", None), "slug", None))
             # No response: an exception Django did not turn into one below this middleware.
-            status = str(response.status_code) if response is not None else "500"
-            _counter_for(method, route, status, tenant).inc()
-            _histogram_for(method, route, tenant).observe(elapsed)
+            status = response.status_code if response is not None else 500
+            # Read after the response: who sent the request is established deeper in the stack.
+            authenticated, slug = request_identity(request)
+            route = METRICS_ROUTE if scrape else route_label(request)
+            counted, timed = request_labels(method_label(request.method), route, status, authenticated)
+            _counter_for(*counted, str(status)).inc()
+            _histogram_for(*timed).observe(elapsed)
+            if slug:
+                tenant = tenant_labels.label(slug)
+                _tenant_counter_for(tenant, STATUS_CLASSES.get(status, "other")).inc()
+                _tenant_histogram_for(tenant).observe(elapsed)
