@@ -15,8 +15,9 @@ import textwrap
 import threading
 
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from apps.ops.metrics.collectors import ArchivingMultiProcessCollector
+from apps.ops.metrics.collectors import MultiProcessMerge
 from apps.ops.metrics.multiprocess import ARCHIVE_ID, prepare_directory, worker_exited
 from tests.servers import wait_until
 
@@ -48,6 +49,8 @@ WORKERS_SCRIPT = textwrap.dedent(
             last.labels("a").set(1000 + i)
             live.labels("a").set(1)
             every.labels("a").set(i)
+            if len(sys.argv) > 3:  # a label value no earlier process used: new keys in the archives
+                jobs.labels(sys.argv[3]).inc()
             os._exit(0)
         os.waitpid(pid, 0)
         pids.append(pid)
@@ -56,10 +59,10 @@ WORKERS_SCRIPT = textwrap.dedent(
 )
 
 
-def run_dead_workers(directory: str, count: int) -> list[int]:
+def run_dead_workers(directory: str, count: int, new_kind: str = "") -> list[int]:
     """Run ``count`` short-lived processes that record metrics into ``directory``; return their pids."""
     result = subprocess.run(
-        [sys.executable, "-c", WORKERS_SCRIPT, directory, str(count)],
+        [sys.executable, "-c", WORKERS_SCRIPT, directory, str(count), *([new_kind] if new_kind else [])],
         capture_output=True,
         text=True,
         timeout=60,
@@ -68,13 +71,17 @@ def run_dead_workers(directory: str, count: int) -> list[int]:
     return json.loads(result.stdout)
 
 
-def samples(directory: str) -> dict[tuple[str, tuple], float]:
-    """What a scrape reads from ``directory``."""
+def by_series(families) -> dict[tuple[str, tuple], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in ArchivingMultiProcessCollector(directory).collect()
+        for family in families
         for sample in family.samples
     }
+
+
+def samples(directory: str) -> dict[tuple[str, tuple], float]:
+    """What a scrape reads from ``directory``."""
+    return by_series(MultiProcessMerge(directory).collect())
 
 
 def file_count(directory: str) -> int:
@@ -201,3 +208,35 @@ def test_a_server_restart_starts_the_archives_from_zero(tmp_path):
     for pid in run_dead_workers(directory, 2):
         worker_exited(directory, pid)
     assert samples(directory)[("jobs_total", (("kind", "b"),))] == 2
+
+
+def test_a_merge_kept_across_scrapes_reads_what_prometheus_client_reads(tmp_path):
+    """Scrape after scrape, with keys decoded once per process: new files, keys appended to a file,
+    values changed in place, files folded away and a wiped directory are all seen."""
+    directory = str(tmp_path)
+    prepare_directory(directory)
+    merge = MultiProcessMerge(directory)
+    reference = MultiProcessCollector(None, path=directory)
+
+    def assert_same() -> None:
+        ours, theirs = by_series(merge.collect()), by_series(reference.collect())
+        assert ours.keys() == theirs.keys()
+        for series, value in theirs.items():
+            assert ours[series] == pytest.approx(value, rel=1e-12), series
+
+    assert merge.collect() == []
+    first = run_dead_workers(directory, 3)
+    assert_same()
+    for pid in first[:2]:
+        worker_exited(directory, pid)  # archives created, files removed
+    assert_same()
+    second = run_dead_workers(directory, 3, new_kind="c")
+    for pid in second:
+        worker_exited(directory, pid)  # values changed in place, and a key appended to an archive
+    assert_same()
+    assert by_series(merge.collect())[("jobs_total", (("kind", "c"),))] == 3
+
+    prepare_directory(directory)  # a server restart: files under the same names, new contents
+    for pid in run_dead_workers(directory, 2, new_kind="d"):
+        worker_exited(directory, pid)
+    assert_same()

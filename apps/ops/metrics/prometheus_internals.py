@@ -4,14 +4,15 @@ Private members used (a test pins the version; after an upgrade, check each agai
 
 - ``prometheus_client.values.ValueClass`` and ``values.MutexValue``: where values are kept;
 - ``prometheus_client.mmap_dict.MmapedDict`` (``read_all_values_from_file``, ``read_all_values``,
-  ``read_value``, ``write_value``, ``close``) and its file layout (an 8-byte header);
+  ``read_value``, ``write_value``, ``close``) and its file layout: an 8-byte header whose first 4
+  bytes are the bytes used; then entries of a 4-byte key length, the UTF-8 key (a JSON array of
+  metric name, sample name, labels, help) padded to 8 bytes, a value and a timestamp (doubles);
 - a metric object's ``_name``, ``_type`` and ``_labelnames`` (read by the deploy/ validators' tests).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from prometheus_client import values
 from prometheus_client.metrics import MetricWrapperBase
@@ -28,20 +29,21 @@ def keep_values_in_memory() -> None:
     values.ValueClass = values.MutexValue
 
 
-def has_samples(filename: str) -> bool:
-    """False for a worker file that is still empty (prometheus_client creates it, then sizes it)."""
-    # The public reader (MultiProcessCollector.merge) fails on such a file, which a scrape may meet.
+def samples_of(filename: str) -> list[tuple[str, float, float]]:
+    """(key, value, timestamp) of every sample in one metrics file; none for a file that is gone (a
+    live gauge file of a worker that just died) or still empty (prometheus_client creates a worker's
+    file, then sizes it), on which the reader would fail."""
+    # Public readers merge whole directories into metric families; the fold and the scrape's merge
+    # (collectors.py) need raw samples.
     try:
-        return os.path.getsize(filename) >= _HEADER_BYTES
-    except FileNotFoundError:  # a live gauge file of a worker that just died
-        return False
-
-
-def samples_of(filename: str) -> Iterator[tuple[str, float, float]]:
-    """(key, value, timestamp) of every sample in one metrics file."""
-    # Public readers merge whole directories into metric families; the fold needs raw samples.
-    for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(filename):
-        yield key, value, timestamp
+        if os.path.getsize(filename) < _HEADER_BYTES:
+            return []
+        return [
+            (key, value, timestamp)
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(filename)
+        ]
+    except FileNotFoundError:
+        return []
 
 
 class SamplesFile:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from apps.ops.bearer import presented_token, token_matches
 
@@ -29,7 +29,7 @@ def _refusal(request: HttpRequest) -> str | None:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Render every metric of every worker in the format the scraper asked for."""
+    """Render every metric of every worker."""
     if request.method not in _READ_METHODS:
         return HttpResponseNotAllowed(_READ_METHODS, "metrics are read with GET\n", content_type="text/plain")
     refusal = _refusal(request)
@@ -37,7 +37,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(refusal + "\n", status=401, content_type="text/plain; charset=utf-8")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
     else:
-        encoder, content_type = choose_encoder(request.META.get("HTTP_ACCEPT", ""))
-        response = HttpResponse(encoder(scrape_registry()), content_type=content_type)
+        # Always the text format, whatever Accept prefers: Prometheus accepts it, and with thousands of
+        # series prometheus_client encodes OpenMetrics about 2.5 times slower (docs/METRICS.md).
+        response = HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
