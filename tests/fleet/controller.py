@@ -30,6 +30,10 @@ from tests.fleet.pods import Pod
 # How long EndpointSlice changes take to reach an ingress controller: typically 1 to 3 s, longer on a
 # busy control plane. The routine operations are proven at both ends.
 PROPAGATION_LAGS = (1.0, 3.0)
+# The kubelet learns that a container exited by relisting the runtime's containers once a second
+# (its PLEG), and restarts it at once the first time, then after 10 s, doubling up to 5 minutes.
+RELIST_PERIOD = 1.0
+RESTART_BACKOFF = (0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Controller:
         self.results: list[ProbeResult] = []
         self._ready: set[str] = set()
         self._started: set[str] = set()
+        self._restarting: set[str] = set()
+        #: pod name -> monotonic times it turned ready (in the kubelet's view, before the lag)
+        self.ready_times: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -93,6 +100,11 @@ class Controller:
                 )
                 thread.start()
                 self._threads.append(thread)
+        watcher = threading.Thread(
+            target=self._watch_container, args=(pod,), name=f"pleg-{pod.name}", daemon=True
+        )
+        watcher.start()
+        self._threads.append(watcher)
         return pod
 
     def delete(self, pod: Pod) -> threading.Thread:
@@ -169,6 +181,7 @@ class Controller:
             ready = pod.name in self._ready
             if not ready and ok and successes >= probe.success_threshold and not pod.terminating:
                 self._ready.add(pod.name)
+                self.ready_times.setdefault(pod.name, []).append(time.monotonic())
                 self._publish_locked()
             elif ready and not ok and failures >= probe.failure_threshold:
                 self._ready.discard(pod.name)
@@ -176,10 +189,36 @@ class Controller:
 
     def _restart(self, pod: Pod) -> None:
         with self._lock:
-            self._ready.discard(pod.name)
-            self._started.discard(pod.name)
-            self._publish_locked()
-        pod.restart()
+            self._restarting.add(pod.name)
+            self._not_running_locked(pod)
+        try:
+            pod.restart()
+        finally:
+            with self._lock:
+                self._restarting.discard(pod.name)
+
+    def _not_running_locked(self, pod: Pod) -> None:
+        self._ready.discard(pod.name)
+        self._started.discard(pod.name)
+        self._publish_locked()
+
+    def _watch_container(self, pod: Pod) -> None:
+        """The kubelet noticing a container that exited by itself (killed, crashed): the pod is not
+        ready at once (its removal reaches the ingress after the lag) and the container restarts in
+        place after its back-off; the startup probe runs again."""
+        while not self._stop.wait(RELIST_PERIOD) and not pod.terminating:
+            with self._lock:
+                if pod.running or pod.name in self._restarting or pod.terminating:
+                    continue
+                self._restarting.add(pod.name)
+                self._not_running_locked(pod)
+            try:
+                backoff = RESTART_BACKOFF[min(pod.restarts, len(RESTART_BACKOFF) - 1)]
+                if not self._stop.wait(backoff) and not pod.terminating:
+                    pod.start_again()
+            finally:
+                with self._lock:
+                    self._restarting.discard(pod.name)
 
     def _publish_locked(self) -> None:
         """Hand the current ready set to the ingress after the propagation lag."""

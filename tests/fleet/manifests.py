@@ -181,7 +181,7 @@ def web_tier(documents: tuple[dict, ...] = ()) -> WebTier:
     deployment = _one("Deployment", component=WEB_COMPONENT, documents=documents)
     spec = deployment["spec"]
     pod_spec = spec["template"]["spec"]
-    replicas = int(spec.get("replicas", 1))
+    replicas = int(spec.get("replicas") or _autoscaler_minimum(deployment, documents) or 1)
     rolling = spec.get("strategy", {}).get("rollingUpdate", {})
     pdb = _one("PodDisruptionBudget", name=deployment["metadata"]["name"], documents=documents)["spec"]
     ingresses = [document for document in documents if document["kind"] == "Ingress"]
@@ -204,6 +204,20 @@ def web_tier(documents: tuple[dict, ...] = ()) -> WebTier:
             for path in rule["http"]["paths"]
         ),
     )
+
+
+def _autoscaler_minimum(deployment: dict, documents: tuple[dict, ...]) -> int | None:
+    """``minReplicas`` of the HPA scaling ``deployment``: the count it keeps when the Deployment leaves
+    ``replicas`` to it (the HPA raises a new Deployment from 1 to it at its first sync)."""
+    for document in documents:
+        target = document.get("spec", {}).get("scaleTargetRef", {})
+        if (
+            document["kind"] == "HorizontalPodAutoscaler"
+            and target.get("kind") == "Deployment"
+            and target.get("name") == deployment["metadata"]["name"]
+        ):
+            return int(document["spec"].get("minReplicas", 1))
+    return None
 
 
 def _denies_everyone(ingress: dict) -> bool:

@@ -11,6 +11,7 @@ its own), its writable directories (an emptyDir each), the image's static files 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -153,9 +154,25 @@ class Pod:
             self.server.signal(signal.SIGKILL)
             self.server.wait_exit(10)
 
+    def crash(self) -> float:
+        """``kill -9`` of the container: every process of it at once, as the kernel kills a PID
+        namespace whose PID 1 dies (requests in flight are cut, nothing drains); when it happened."""
+        killed_at = time.monotonic()
+        os.killpg(self.server.pid, signal.SIGKILL)
+        self.server.wait_exit(10)
+        return killed_at
+
+    @property
+    def version(self) -> str:
+        return self.env["APP_VERSION"]
+
     def restart(self) -> None:
         """The kubelet restarting the container in place (same pod, same ports and volumes)."""
         self.terminate()
+        self.start_again()
+
+    def start_again(self) -> None:
+        """Start the container again after it exited (a restart, counted as the kubelet counts it)."""
         self.restarts += 1
         self.server = _PodServer(self.env, log_dir=self.root / "logs", port=self.http_port)
         self.start()

@@ -33,6 +33,12 @@ class Form:
     # The test's overlay for the provisioning scenario; None: the manifests' and the app's values.
     breaker_reset_timeout: float | None = None
     cron_period: float | None = None
+    # The routine operations (operations.py): load before and after each, the most it may take,
+    # and how long the fleet stays scaled out.
+    operation_baseline: float = 3
+    operation_after: float = 3
+    operation_timeout: float = 120
+    scaled_out_hold: float = 3
 
 
 SHORT = Form(
@@ -45,6 +51,9 @@ SHORT = Form(
     slow_clients=8,
     breaker_reset_timeout=10,
     cron_period=5,
+    operation_baseline=3,
+    operation_after=3,
+    scaled_out_hold=3,
 )
 FULL = Form(
     "full",
@@ -54,6 +63,9 @@ FULL = Form(
     after=15,
     provisioning_outage=60,
     slow_clients=20,
+    operation_baseline=10,
+    operation_after=10,
+    scaled_out_hold=15,
 )
 
 

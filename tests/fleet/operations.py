@@ -1,0 +1,171 @@
+"""The routine operations: rolling update, node drain, scaling and a killed pod, under load.
+
+Each function runs one operation on a started :class:`~tests.fleet.cluster.Fleet` of the manifests'
+replica count, with staff loading the site through the ingress before, during and after it, and
+returns its figures (what ``make fleet`` prints and docs/RELIABILITY.md quotes); the tests in
+``test_operations.py`` hold them to their targets. The durations come from the scenario's
+:class:`~tests.fleet.scenarios.Form`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable
+
+from tests.fleet.cluster import Fleet
+from tests.fleet.deployment import Deployment
+from tests.fleet.load import Outcome, pages
+from tests.fleet.pods import Pod
+from tests.fleet.scenarios import Form, hold, window
+from tests.servers import wait_until
+
+
+def posts(fleet: Fleet, outcomes: list[Outcome]) -> dict:
+    """What became of the "new subscriber" POSTs: each acknowledged one in the database exactly
+    once, none applied twice (acknowledged or not)."""
+    creates = [o for o in outcomes if o.kind == "create"]
+    rows = fleet.subscriber_rows([o.email for o in creates]) if creates else {}
+    acknowledged = [o for o in creates if o.created_id]
+    return {
+        "posts": len(creates),
+        "acknowledged_posts": len(acknowledged),
+        "acknowledged_lost": sum(1 for o in acknowledged if rows[o.email] == 0),
+        "applied_twice": sum(1 for count in rows.values() if count > 1),
+        # A POST cut off with its pod: it may have committed before the pod died, or not.
+        "unacknowledged_applied": sum(1 for o in creates if not o.created_id and rows[o.email] == 1),
+    }
+
+
+def health_version(fleet: Fleet, pod: Pod) -> str:
+    """The version a pod's ``/health`` reports to an authorised caller (on the probe port)."""
+    probe = pod.container.readiness
+    connection = http.client.HTTPConnection("127.0.0.1", pod.port(probe.port), timeout=5)
+    try:
+        headers = {"Authorization": f"Bearer {fleet.secrets['OPS_API_TOKEN']}"}
+        connection.request("GET", "/health", headers=headers)
+        return json.loads(connection.getresponse().read())["version"]
+    finally:
+        connection.close()
+
+
+def _under_load(fleet: Fleet, form: Form, operation: Callable[[Deployment], dict]) -> dict:
+    """Staff load before, during and after ``operation``; the figures of every page request."""
+    deployment = Deployment(fleet)
+    load = fleet.load().start()
+    began = time.monotonic()
+    try:
+        hold(form.operation_baseline)
+        started = time.monotonic()
+        figures = operation(deployment)
+        finished = time.monotonic()
+        hold(form.operation_after)
+    finally:
+        outcomes = load.stop()
+    deployment.wait_stopped(timeout=fleet.web.termination_grace_seconds + 10)
+    measured = pages(outcomes)
+    endpoints = [len(ports) for at, ports in fleet.ingress.history if at >= started]
+    return {
+        "propagation_lag": fleet.propagation_lag,
+        "operation_seconds": finished - started,
+        **window(outcomes, began, float("inf")),
+        "failed": sum(1 for o in measured if not o.ok),
+        **posts(fleet, outcomes),
+        **deployment.figures(),
+        "restarts": fleet.controller.restarts(),
+        "fewest_endpoints": min(endpoints, default=len(fleet.ingress.endpoints)),
+        **figures,
+        "_outcomes": outcomes,
+    }
+
+
+# --- 1. Rolling update -----------------------------------------------------------------------------
+
+
+def rolling_update(fleet: Fleet, form: Form, *, version: str = "fleet-2") -> dict:
+    def roll(deployment: Deployment) -> dict:
+        deployment.rollout(version, timeout=form.operation_timeout)
+        deployment.wait_settled(timeout=fleet.propagation_lag + 30)
+        pods = deployment.pods()
+        return {
+            "max_surge": fleet.web.max_surge,
+            "max_unavailable": fleet.web.max_unavailable,
+            "versions_reported": sorted(health_version(fleet, pod) for pod in pods),
+            "pods_at_the_end": len(pods),
+        }
+
+    return _under_load(fleet, form, roll)
+
+
+# --- 2. Node drain ---------------------------------------------------------------------------------
+
+
+def node_drain(fleet: Fleet, form: Form, *, evicted: int = 2) -> dict:
+    def drain(deployment: Deployment) -> dict:
+        node = deployment.pods()[:evicted]
+        deployment.drain(node, timeout=form.operation_timeout)
+        deployment.wait_settled(timeout=fleet.propagation_lag + 30)
+        return {
+            "evicted": evicted,
+            "pdb_min_available": fleet.web.pdb_min_available,
+            "evictions_refused": deployment.evictions_refused,
+        }
+
+    return _under_load(fleet, form, drain)
+
+
+# --- 3. Scale out and back in ----------------------------------------------------------------------
+
+
+def scale_out_and_in(fleet: Fleet, form: Form, *, factor: int = 2) -> dict:
+    def scale(deployment: Deployment) -> dict:
+        replicas = deployment.replicas
+        deployment.scale(replicas * factor)
+        deployment.wait_settled(timeout=form.operation_timeout)
+        scaled_out = time.monotonic()
+        hold(form.scaled_out_hold)
+        deployment.scale(replicas)
+        deployment.wait_settled(timeout=fleet.propagation_lag + 30)
+        return {"replicas": replicas, "scaled_to": replicas * factor, "scaled_out_at": scaled_out}
+
+    return _under_load(fleet, form, scale)
+
+
+# --- 4. kill -9 of one pod -------------------------------------------------------------------------
+
+
+def killed_pod(fleet: Fleet, form: Form) -> dict:
+    startup = fleet.web.container.startup
+    killed: dict = {}
+
+    def kill(deployment: Deployment) -> dict:
+        pod = deployment.pods()[0]
+        killed.update(pod=pod, at=pod.crash())
+        before = len(fleet.controller.ready_times.get(pod.name, []))
+        wait_until(
+            lambda: len(fleet.controller.ready_times.get(pod.name, [])) > before,
+            timeout=startup.initial_delay + startup.period * startup.failure_threshold + 30,
+            interval=0.1,
+            message=f"{pod.name} ready again",
+        )
+        deployment.wait_settled(timeout=fleet.propagation_lag + 30)
+        return {
+            "ready_again_after_seconds": fleet.controller.ready_times[pod.name][-1] - killed["at"],
+            "startup_budget_seconds": startup.initial_delay + startup.period * startup.failure_threshold,
+            "request_threads": int(pod.env["WEB_CONCURRENCY"]) * int(pod.env["GUNICORN_THREADS"]),
+        }
+
+    figures = _under_load(fleet, form, kill)
+    address = f"127.0.0.1:{killed['pod'].http_port}"
+    failed = [o for o in pages(figures["_outcomes"]) if not o.ok]
+    # In flight on it: sent to it before the kill, answered (or not) after.
+    in_flight = [
+        o for o in failed if address in o.served_by and o.started < killed["at"] <= o.started + o.seconds
+    ]
+    figures.update(
+        failed_in_flight_on_the_killed_pod=len(in_flight),
+        failed_otherwise=len(failed) - len(in_flight),
+        failed_kinds=sorted({o.kind for o in failed}),
+    )
+    return figures

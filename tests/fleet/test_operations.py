@@ -1,0 +1,69 @@
+"""The fleet's routine operations under load: rolling update, node drain, scaling, a killed pod.
+
+Each test is one operation of ``operations.py`` on a fleet of the manifests' replica count, at the
+propagation lags of its form (``conftest.py``), held to its targets. The short form runs in
+``make test``; ``make fleet`` runs the full one and prints the figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fleet import operations
+
+pytestmark = [pytest.mark.fleet, pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture
+def fleet(fleet_factory, propagation_lag):
+    return fleet_factory(propagation_lag=propagation_lag, replicas=None)  # the Deployment's replicas
+
+
+def _no_request_failed_and_no_post_lost_or_doubled(figures: dict) -> None:
+    assert figures["requests"] > 0
+    assert figures["failed"] == 0, figures["failed_statuses"]
+    assert figures["acknowledged_posts"] > 0
+    assert figures["acknowledged_lost"] == 0
+    assert figures["applied_twice"] == 0
+    assert figures["slowest_stop_seconds"] <= figures["grace_period_seconds"]  # no pod SIGKILLed
+
+
+def test_a_rolling_update_replaces_every_pod_without_a_failed_request(fleet, form, record, propagation_lag):
+    figures = record(f"5. Rolling update, lag {propagation_lag:g} s", operations.rolling_update(fleet, form))
+    _no_request_failed_and_no_post_lost_or_doubled(figures)
+    assert figures["pods_deleted"] == fleet.web.replicas  # every replica replaced
+    assert figures["versions_reported"] == ["fleet-2"] * fleet.web.replicas
+    # The strategy held: never fewer endpoints than replicas - maxUnavailable.
+    assert figures["fewest_endpoints"] >= fleet.web.replicas - fleet.web.max_unavailable
+    assert figures["restarts"] == 0
+
+
+def test_a_node_drain_evicts_two_pods_within_the_pdb_without_a_failed_request(
+    fleet, form, record, propagation_lag
+):
+    figures = record(f"6. Node drain (2 pods), lag {propagation_lag:g} s", operations.node_drain(fleet, form))
+    _no_request_failed_and_no_post_lost_or_doubled(figures)
+    assert figures["pods_deleted"] == 2
+    assert figures["evictions_refused"] >= 1  # the PDB held the second eviction back
+    assert figures["fewest_endpoints"] >= fleet.web.pdb_min_available
+
+
+def test_scaling_out_and_back_in_fails_no_request(fleet, form, record, propagation_lag):
+    figures = record(
+        f"7. Scale 3 -> 6 -> 3, lag {propagation_lag:g} s", operations.scale_out_and_in(fleet, form)
+    )
+    _no_request_failed_and_no_post_lost_or_doubled(figures)
+    assert figures["pods_deleted"] == figures["scaled_to"] - figures["replicas"]
+    assert figures["restarts"] == 0
+
+
+def test_a_killed_pod_fails_only_its_requests_in_flight_and_is_ready_again_within_its_startup_budget(
+    fleet, form, record, propagation_lag
+):
+    figures = record(f"8. kill -9 of one pod, lag {propagation_lag:g} s", operations.killed_pod(fleet, form))
+    assert figures["failed_otherwise"] == 0
+    assert figures["failed_in_flight_on_the_killed_pod"] <= figures["request_threads"]
+    assert figures["acknowledged_lost"] == 0
+    assert figures["applied_twice"] == 0
+    assert figures["restarts"] == 1
+    assert figures["ready_again_after_seconds"] <= figures["startup_budget_seconds"]
