@@ -14,6 +14,7 @@ Standard library only, so it runs from any Python.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +23,9 @@ RULES_FILE = DEPLOY_DIR / "prometheus" / "rules" / "dotmac-platform.rules.yml"
 MONITORING_FILE = DEPLOY_DIR / "kubernetes" / "monitoring.yaml"
 MARKER = "# --- deploy/prometheus/sync_prometheusrule.py: edit the rules file, not below this line. ---"
 
+# The annotation that carries the one base of every runbook_url; an overlay rewrites the links from it
+# (docs/DEPLOYMENT.md, "Your overlay").
+RUNBOOK_BASE_ANNOTATION = "dotmac-platform/runbook-base-url"
 PROMETHEUS_RULE_HEADER = """\
 ---
 apiVersion: monitoring.coreos.com/v1
@@ -32,8 +36,19 @@ metadata:
   labels:
     app.kubernetes.io/name: dotmac-platform
     prometheus: dotmac
+  annotations:
+    {annotation}: {base}
 spec:
 """
+_RUNBOOK_URL = re.compile(r"^\s*runbook_url:\s*'?([^'#\s]+)#[\w-]+'?\s*$", re.M)
+
+
+def runbook_base_url(rules_text: str) -> str:
+    """The base every runbook_url of the rule file shares (the part before "#")."""
+    bases = set(_RUNBOOK_URL.findall(rules_text))
+    if len(bases) != 1:
+        raise SystemExit(f"{RULES_FILE}: every runbook_url is one base + '#anchor'; found {sorted(bases)}")
+    return bases.pop()
 
 
 def rules_body(rules_text: str) -> str:
@@ -55,7 +70,9 @@ def render(monitoring_text: str, rules_text: str) -> str:
     head, found, _ = monitoring_text.partition(MARKER)
     if not found:
         raise SystemExit(f"{MONITORING_FILE}: marker line not found:\n{MARKER}")
-    return head + MARKER + "\n" + PROMETHEUS_RULE_HEADER + indent(rules_body(rules_text), 2)
+    base = runbook_base_url(rules_text)
+    header = PROMETHEUS_RULE_HEADER.format(annotation=RUNBOOK_BASE_ANNOTATION, base=base)
+    return head + MARKER + "\n" + header + indent(rules_body(rules_text), 2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,6 +160,15 @@ EXTERNAL_SERIES = {
     "container_memory_working_set_bytes": "the kubelet's cAdvisor",
     "kube_pod_container_resource_limits": "kube-state-metrics",
     "kube_pod_status_ready": "kube-state-metrics",
+    "kube_pod_container_status_waiting_reason": "kube-state-metrics",
+    "kube_pod_container_status_restarts_total": "kube-state-metrics",
+    "kube_deployment_spec_replicas": "kube-state-metrics",
+    "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_horizontalpodautoscaler_status_desired_replicas": "kube-state-metrics",
+    "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics",
+    "kube_job_failed": "kube-state-metrics",
+    "kube_cronjob_status_last_successful_time": "kube-state-metrics",
+    "kube_cronjob_spec_suspend": "kube-state-metrics",
 }
 # Labels Prometheus attaches to every series scraped through the ServiceMonitor.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}

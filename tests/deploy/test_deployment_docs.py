@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from .conftest import REPO, find, load_all, pod_templates, render
+from .conftest import REPO, deploy_copy_with_secrets, find, load_all, pod_templates, render
 
 DEPLOYMENT_DOC = REPO / "docs" / "DEPLOYMENT.md"
 # Objects the docs name that the operators create, not these manifests.
@@ -24,8 +24,11 @@ def test_overlay_example_renders_and_replaces_every_placeholder_value(tmp_path):
     overlay = tmp_path / "isp-config" / "dotmac"
     overlay.mkdir(parents=True)
     (overlay / "kustomization.yaml").write_text(text)
-    # The example sits beside a checkout of the repository in ../../dotmac-platform.
-    (tmp_path / "dotmac-platform").symlink_to(REPO)
+    # The example sits beside a checkout of the repository in ../../dotmac-platform, whose secret env
+    # files the operator has filled in.
+    checkout = tmp_path / "dotmac-platform"
+    checkout.mkdir()
+    deploy_copy_with_secrets(checkout)
     output = render(overlay)
     objects = load_all(output)
     for placeholder in ("example.com", "example.net", "203.0.113."):
@@ -40,8 +43,15 @@ def test_overlay_example_renders_and_replaces_every_placeholder_value(tmp_path):
     app = [(o, t) for o, t in pod_templates(objects) if o["metadata"]["name"].startswith("dotmac-platform")]
     assert {o["kind"] for o, _ in app} == {"Deployment", "Job", "CronJob"}
     images = {c["image"] for _, template in app for c in template["spec"]["containers"]}
-    assert images == {"registry.isp.example.org/dotmac-platform:1.2.3"}
-    assert len(objects) == len(load_all(render(REPO / "deploy" / "kubernetes")))
+    assert len(images) == 1 and re.fullmatch(
+        r"registry\.isp\.example\.org/dotmac-platform@sha256:[0-9a-f]{64}", images.pop()
+    )
+    # Every runbook link now starts with the installation's base.
+    rule = find(objects, "PrometheusRule", "dotmac-platform")
+    base = "https://wiki.isp.example.org/dotmac/OPERATIONS.md"
+    urls = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert urls and all(re.fullmatch(re.escape(base) + r"#[a-z]+", url) for url in urls), urls
+    assert len(objects) == len(load_all(render(checkout / "deploy" / "overlays" / "production")))
 
 
 def test_paths_and_objects_named_in_the_docs_exist(rendered):

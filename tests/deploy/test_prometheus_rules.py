@@ -8,6 +8,7 @@ what the app exposes or in the cluster's standard exporters; each alert has a ru
 from __future__ import annotations
 
 import re
+import runpy
 import sys
 
 import pytest
@@ -17,6 +18,8 @@ from .code_facts import grouping_labels, selectors
 from .conftest import DEPLOY, REPO, find, run, tool, unknown_series_and_labels
 
 RULES_FILE = DEPLOY / "prometheus" / "rules" / "dotmac-platform.rules.yml"
+SYNC_SCRIPT = DEPLOY / "prometheus" / "sync_prometheusrule.py"
+RUNBOOK_BASE_ANNOTATION = runpy.run_path(str(SYNC_SCRIPT))["RUNBOOK_BASE_ANNOTATION"]
 TESTS_FILE = DEPLOY / "prometheus" / "tests" / "dotmac-platform.test.yml"
 OPERATIONS_DOC = REPO / "docs" / "OPERATIONS.md"
 # The alerts the production specification asks for.
@@ -28,6 +31,22 @@ SPECIFIED_ALERTS = {
     "DatabaseConnectionFailures",
     "HighMemory",
     "HighCPU",
+}
+# kube-state-metrics' label for the name of each kind of workload.
+WORKLOAD_LABELS = {
+    "deployment": "Deployment",
+    "cronjob": "CronJob",
+    "job_name": "Job",
+    "horizontalpodautoscaler": "HorizontalPodAutoscaler",
+}
+# What the review of the deployment asked for on top: the workloads as Kubernetes sees them.
+WORKLOAD_ALERTS = {
+    "PodCrashLooping",
+    "PodRestarting",
+    "DeploymentReplicasUnavailable",
+    "AutoscalerAtMaximum",
+    "MigrationJobFailed",
+    "ActivationRunsFailing",
 }
 
 
@@ -51,7 +70,7 @@ def test_promtool_unit_tests_pass():
 
 def test_every_alert_has_a_case_that_fires_and_one_that_does_not(rules):
     alerts = {r["alert"] for r in rules if "alert" in r}
-    assert alerts >= SPECIFIED_ALERTS
+    assert alerts >= SPECIFIED_ALERTS | WORKLOAD_ALERTS
     cases = [
         case for test in yaml.safe_load(TESTS_FILE.read_text())["tests"] for case in test["alert_rule_test"]
     ]
@@ -66,7 +85,7 @@ def test_every_alert_has_a_case_that_fires_and_one_that_does_not(rules):
 
 
 def test_prometheus_rule_in_monitoring_yaml_is_generated_from_the_rule_file(rendered):
-    result = run([sys.executable, str(DEPLOY / "prometheus" / "sync_prometheusrule.py"), "--check"])
+    result = run([sys.executable, str(SYNC_SCRIPT), "--check"])
     assert result.returncode == 0, result.stderr
     prometheus_rule = find(rendered, "PrometheusRule", "dotmac-platform")
     assert prometheus_rule["spec"] == yaml.safe_load(RULES_FILE.read_text())
@@ -94,11 +113,21 @@ def test_prometheus_rule_selects_the_job_prometheus_sets_from_the_servicemonitor
     # Rules that read the app's own series select it by job; cluster series by namespace and container.
     deployment = find(rendered, "Deployment", "dotmac-platform")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    # Resource series (cAdvisor's usage, kube-state-metrics' limits) compare the app's container with
+    # its own limits; the workload series of kube-state-metrics cover every workload of the namespace.
+    per_container = ("container_", "kube_pod_container_resource_")
+    workloads = {(o["kind"], o["metadata"]["name"]) for o in rendered}
     for rule in rules:
         for name, matchers in selectors(rule["expr"]):
             if name.startswith(("container_", "kube_")):
                 assert matchers["namespace"] == deployment["metadata"]["namespace"], rule["alert"]
-                assert matchers["container"] == container["name"], rule["alert"]
+                assert "job" not in matchers, f"{rule['alert']}: {name} is not the app's series"
+                if name.startswith(per_container):
+                    assert matchers["container"] == container["name"], rule["alert"]
+                # A workload named in a selector exists in the manifests.
+                for label, kind in WORKLOAD_LABELS.items():
+                    if label in matchers:
+                        assert (kind, matchers[label]) in workloads, f"{rule['alert']}: {matchers[label]}"
             else:
                 assert matchers.get("job") == job, f"{rule['alert']}: {name} without job"
 
@@ -139,13 +168,21 @@ def test_rule_thresholds_match_what_the_code_records(rules):
     assert by_name["DatabaseConnectionFailures"]["labels"]["severity"] == "critical"
     # Without Redis the site still serves (cache bypassed, breakers on local state).
     assert by_name["RedisConnectionFailures"]["labels"]["severity"] == "warning"
-    from apps.ops.breakers import STATE_CODES, STATE_OPEN
+    # Open and half-open alike: "not closed", whatever the other states' codes are.
+    from apps.ops.breakers import STATE_CLOSED, STATE_CODES, STATE_HALF_OPEN, STATE_OPEN
 
-    assert f"== {STATE_CODES[STATE_OPEN]}" in by_name["CircuitBreakerOpen"]["expr"]
+    threshold = re.search(r"\)\s*>=\s*([0-9.]+)\s*$", by_name["CircuitBreakerOpen"]["expr"])
+    assert threshold, "CircuitBreakerOpen fires at or above a state code"
+    assert STATE_CODES[STATE_CLOSED] < float(threshold.group(1))
+    assert float(threshold.group(1)) <= min(STATE_CODES[STATE_OPEN], STATE_CODES[STATE_HALF_OPEN])
 
 
-def test_alerts_name_what_is_involved_and_link_a_runbook(rules):
+def test_alerts_name_what_is_involved_and_link_a_runbook(rules, rendered):
     document = OPERATIONS_DOC.read_text()
+    # Absolute links from one base, which the PrometheusRule carries for overlays to rewrite.
+    prometheus_rule = find(rendered, "PrometheusRule", "dotmac-platform")
+    base = prometheus_rule["metadata"]["annotations"][RUNBOOK_BASE_ANNOTATION]
+    assert re.fullmatch(r"https://[^\s#]+", base), base
     headings = {
         re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
         for h in re.findall(r"^#+ (.+)$", document, re.M)
@@ -155,7 +192,8 @@ def test_alerts_name_what_is_involved_and_link_a_runbook(rules):
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook_url"} <= set(annotations), alert
         page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "docs/OPERATIONS.md" and anchor in headings, f"{alert}: no runbook section {anchor!r}"
+        assert page == base, f"{alert}: the runbook link starts with the base {base}"
+        assert anchor in headings, f"{alert}: no runbook section {anchor!r}"
         assert rule["labels"]["severity"] in {"critical", "warning"}
         # Every label an annotation names survives the rule's aggregation.
         kept = grouping_labels(rule["expr"])
@@ -168,6 +206,12 @@ def test_alerts_name_what_is_involved_and_link_a_runbook(rules):
         "DatabaseConnectionFailures": "pod",
         "HighMemory": "pod",
         "HighCPU": "pod",
+        "PodCrashLooping": "pod",
+        "PodRestarting": "pod",
+        "DeploymentReplicasUnavailable": "deployment",
+        "AutoscalerAtMaximum": "horizontalpodautoscaler",
+        "MigrationJobFailed": "job_name",
+        "ActivationRunsFailing": "cronjob",
     }
     by_name = {r["alert"]: r for r in rules}
     for alert, label in named.items():
