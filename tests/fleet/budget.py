@@ -1,4 +1,6 @@
-"""The web pod's timing budget, derived from the rendered manifests and the server's own configuration.
+"""The web pod's timing budget, derived from the rendered manifests and the server's own configuration:
+how a deleted pod stops (:func:`termination_budget`), and which side closes an idle connection
+between the ingress and a pod (:func:`keep_alive`).
 
 A deleted pod must stop before the kubelet's SIGKILL, ``terminationGracePeriodSeconds`` after it ran
 ``preStop``, and it must keep accepting connections until every proxy has learnt that it is gone:
@@ -24,9 +26,11 @@ import re
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from apps.ops.shutdown.gunicorn_internals import ABORT_GRACE_SECONDS, ACCEPT_QUEUE_WAIT_SECONDS
+from tests.fleet.ingress import setting
 from tests.fleet.manifests import WebTier
 from tests.fleet.pods import container_env
 from tests.gunicorn import CONFIG
@@ -125,4 +129,40 @@ def termination_budget(web: WebTier) -> TerminationBudget:
         graceful_timeout=settings["graceful_timeout"],
         abort_grace=ABORT_GRACE_SECONDS,
         grace_period=web.termination_grace_seconds,
+    )
+
+
+# A request the proxy sends on an idle connection at the last moment of its timeout must reach the
+# pod before the pod may close that connection: a second covers any network between them.
+CLOSE_ORDER_MARGIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class KeepAlive:
+    """Idle timeouts of a connection between the ingress and a pod (``../shared/FLEET-NOTES.md``):
+    the proxy must close first. If the pod closes first, a request the proxy sends at that moment
+    meets a closing socket, and nginx passes a POST to no other pod: the client gets a 502."""
+
+    proxy_idle_timeout: float  # the controller's upstream-keepalive-timeout
+    pod_keepalive: float  # gunicorn's keepalive: it closes between this and a second later
+
+    @property
+    def shorter(self) -> float:
+        return min(self.proxy_idle_timeout, self.pod_keepalive)
+
+    def problems(self) -> list[str]:
+        if self.pod_keepalive >= self.proxy_idle_timeout + CLOSE_ORDER_MARGIN_SECONDS:
+            return []
+        return [
+            f"gunicorn keepalive {self.pod_keepalive:g} s is not longer than the ingress' upstream "
+            f"keep-alive timeout {self.proxy_idle_timeout:g} s (+ {CLOSE_ORDER_MARGIN_SECONDS:g} s): the pod "
+            "may close an idle connection the proxy is reusing, and a POST sent on it fails with 502"
+        ]
+
+
+def keep_alive(web: WebTier, controller: Mapping[str, object] | None = None) -> KeepAlive:
+    """The timeouts of the rendered manifests (``controller``: an overlay of the controller's ConfigMap)."""
+    return KeepAlive(
+        proxy_idle_timeout=float(setting(web, "upstream-keepalive-timeout", controller)),
+        pod_keepalive=server_settings(pod_environment(web))["keepalive"],
     )

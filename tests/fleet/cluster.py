@@ -50,6 +50,7 @@ class Fleet:
         staff: int = 4,
         pending: int = 0,
         overrides: Mapping[str, str] | None = None,
+        ingress_settings: Mapping[str, object] | None = None,
         static_root: Path,
     ) -> None:
         self.web = web_tier()
@@ -59,6 +60,7 @@ class Fleet:
         self.staff_count = staff
         self.pending_count = pending
         self.overrides = dict(overrides or {})
+        self.ingress_settings = dict(ingress_settings or {})  # the test's overlay of the controller's
         self.static_root = static_root
         self.secrets = {
             name: secrets.token_urlsafe(24)
@@ -96,7 +98,7 @@ class Fleet:
         manage(self.env, "migrate", "--noinput", "-v0")  # the migration Job's work
         self.seeded = self._seed()
         collect_static(self.env, self.static_root)
-        self.ingress = Ingress(self.web).start()
+        self.ingress = Ingress(self.web, settings=self.ingress_settings).start()
         self.controller = Controller(self.ingress, propagation_lag=self.propagation_lag)
         for _ in range(self.replicas):
             self.add_pod()

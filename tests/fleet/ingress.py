@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tests.fleet.manifests import WebTier
@@ -56,15 +56,25 @@ EMPTY_BACKEND_STATUS = 503
 GENERATION_PATH = "/.fleet-ingress-generation"
 
 
+def setting(web: WebTier, name: str, controller: Mapping[str, object] | None = None) -> str:
+    """An Ingress annotation, else the controller's ConfigMap (``controller``), else its default."""
+    default = {**CONTROLLER_DEFAULTS, **(controller or {})}.get(name)
+    return str(web.ingress_annotations.get(ANNOTATION + name, default))
+
+
 class Ingress:
     """One nginx master on 127.0.0.1:``port`` proxying to the endpoints it is given."""
 
-    def __init__(self, web: WebTier) -> None:
+    def __init__(self, web: WebTier, *, settings: Mapping[str, object] | None = None) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.path.exists(binary):
             raise ServerError("nginx not found (apt-get install nginx); `make test` installs it")
         self.binary = binary
         self.web = web
+        #: the controller's ConfigMap: its documented defaults, the test's overlay on top
+        self.controller_settings = {**CONTROLLER_DEFAULTS, **(settings or {})}
+        #: (listen port, pod port, source address) of each keep-alive lane (see open_lanes)
+        self.lanes: tuple[tuple[int, int, str], ...] = ()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="dotmac-ingress-"))
         self.process: subprocess.Popen | None = None
@@ -78,9 +88,46 @@ class Ingress:
     # --- Configuration --------------------------------------------------------------------------
 
     def setting(self, name: str) -> str:
-        """An Ingress annotation, else the controller's default."""
-        value = self.web.ingress_annotations.get(ANNOTATION + name, CONTROLLER_DEFAULTS.get(name))
-        return str(value)
+        return setting(self.web, name, self.controller_settings)
+
+    def _upstream(self, name: str, ports: Iterable[int]) -> str:
+        servers = "".join(f"server 127.0.0.1:{port} max_fails=0;\n" for port in ports)
+        return (
+            f"upstream {name} {{\n{servers}"
+            f"keepalive {self.setting('upstream-keepalive-connections')};\n"
+            f"keepalive_timeout {self.setting('upstream-keepalive-timeout')}s;\n"
+            f"keepalive_requests {self.setting('upstream-keepalive-requests')};\n"
+            f"keepalive_time {self.setting('upstream-keepalive-time')};\n}}\n"
+        )
+
+    def _proxy(self, upstream: str) -> str:
+        return (
+            f"proxy_pass http://{upstream};\n"
+            "proxy_http_version 1.1;\n"
+            'proxy_set_header Connection "";\n'
+            "proxy_set_header Host $host;\n"
+            "proxy_set_header X-Request-ID $request_id;\n"
+            "proxy_set_header X-Real-IP $remote_addr;\n"
+            "proxy_set_header X-Forwarded-For $remote_addr;\n"
+            "proxy_set_header X-Forwarded-Host $host;\n"
+            "proxy_set_header X-Forwarded-Proto https;\n"
+            f"proxy_connect_timeout {self.setting('proxy-connect-timeout')}s;\n"
+            f"proxy_read_timeout {self.setting('proxy-read-timeout')}s;\n"
+            f"proxy_send_timeout {self.setting('proxy-send-timeout')}s;\n"
+            f"proxy_next_upstream {self.setting('proxy-next-upstream')};\n"
+            f"proxy_next_upstream_tries {self.setting('proxy-next-upstream-tries')};\n"
+            "proxy_buffering on;\nproxy_request_buffering on;\n"
+            "add_header X-Served-By $upstream_addr always;\n"
+        )
+
+    def _lanes(self) -> str:
+        """A server and an upstream of one pod per lane, each with a keep-alive cache of its own."""
+        return "".join(
+            self._upstream(f"lane{port}", [pod])
+            + f"server {{\nlisten 127.0.0.1:{port};\nserver_name _;\nlocation / {{\n"
+            + f"proxy_bind {address};\n{self._proxy(f'lane{port}')}}}\n}}\n"
+            for port, pod, address in self.lanes
+        )
 
     def config(self, endpoints: tuple[int, ...]) -> str:
         root = self.root
@@ -98,32 +145,7 @@ class Ingress:
             zones += f"limit_conn_status {self.setting('limit-conn-status-code')};\n"
             limits += f"limit_conn conn {connections};\n"
         if endpoints:
-            servers = "".join(f"server 127.0.0.1:{port} max_fails=0;\n" for port in endpoints)
-            upstream = (
-                f"upstream pods {{\n{servers}"
-                f"keepalive {self.setting('upstream-keepalive-connections')};\n"
-                f"keepalive_timeout {self.setting('upstream-keepalive-timeout')}s;\n"
-                f"keepalive_requests {self.setting('upstream-keepalive-requests')};\n"
-                f"keepalive_time {self.setting('upstream-keepalive-time')};\n}}\n"
-            )
-            backend = (
-                "proxy_pass http://pods;\n"
-                "proxy_http_version 1.1;\n"
-                'proxy_set_header Connection "";\n'
-                "proxy_set_header Host $host;\n"
-                "proxy_set_header X-Request-ID $request_id;\n"
-                "proxy_set_header X-Real-IP $remote_addr;\n"
-                "proxy_set_header X-Forwarded-For $remote_addr;\n"
-                "proxy_set_header X-Forwarded-Host $host;\n"
-                "proxy_set_header X-Forwarded-Proto https;\n"
-                f"proxy_connect_timeout {self.setting('proxy-connect-timeout')}s;\n"
-                f"proxy_read_timeout {self.setting('proxy-read-timeout')}s;\n"
-                f"proxy_send_timeout {self.setting('proxy-send-timeout')}s;\n"
-                f"proxy_next_upstream {self.setting('proxy-next-upstream')};\n"
-                f"proxy_next_upstream_tries {self.setting('proxy-next-upstream-tries')};\n"
-                "proxy_buffering on;\nproxy_request_buffering on;\n"
-                "add_header X-Served-By $upstream_addr always;\n"
-            )
+            upstream, backend = self._upstream("pods", endpoints), self._proxy("pods")
         else:
             upstream, backend = "", f"return {EMPTY_BACKEND_STATUS};\n"
         denied = "".join(f"location {path} {{ return 403; }}\n" for path in self.web.denied_paths)
@@ -141,7 +163,7 @@ class Ingress:
             f"client_max_body_size {self.setting('proxy-body-size')};\n"
             f"{zones}{upstream}"
             f"server {{\nlisten 127.0.0.1:{self.port};\nserver_name _;\n{denied}"
-            f"location / {{\n{limits}{backend}}}\n}}\n}}\n"
+            f"location / {{\n{limits}{backend}}}\n}}\n{self._lanes()}}}\n"
         )
 
     # --- Life cycle -----------------------------------------------------------------------------
@@ -193,6 +215,18 @@ class Ingress:
             wait_until(self._reloaded, timeout=10, interval=0.01, message="nginx to reload")
             self.endpoints = new
             self.history.append((time.monotonic(), new))
+
+    def open_lanes(self, lanes: Iterable[tuple[int, str]]) -> list[int]:
+        """Keep-alive lanes: per (pod port, source address), a port of the ingress proxying to that
+        pod only, from that address, through an upstream keep-alive cache of its own, configured as
+        the main one. A request through a lane reuses the lane's idle upstream connection or opens one,
+        which the test can tell by its source address. Returns the lanes' ports."""
+        with self._lock:
+            self.lanes = tuple((free_port(), pod, address) for pod, address in lanes)
+            self._write(self.endpoints)
+            self.process.send_signal(signal.SIGHUP)
+            wait_until(self._reloaded, timeout=10, interval=0.01, message="nginx to reload")
+            return [port for port, _pod, _address in self.lanes]
 
     def _reloaded(self) -> bool:
         """The old worker stopped accepting (its title says it is shutting down) and the new one

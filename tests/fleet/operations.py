@@ -1,4 +1,5 @@
-"""The routine operations: rolling update, node drain, scaling and a killed pod, under load.
+"""The routine operations: rolling update, node drain, scaling and a killed pod, under load; and
+POSTs on upstream connections idle for as long as the shorter keep-alive timeout.
 
 Each function runs one operation on a started :class:`~tests.fleet.cluster.Fleet` of the manifests'
 replica count, with staff loading the site through the ingress before, during and after it, and
@@ -11,18 +12,22 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from tests.fleet.budget import KeepAlive
 from tests.fleet.cluster import Fleet
 from tests.fleet.deployment import Deployment
-from tests.fleet.load import Outcome, pages
+from tests.fleet.load import Outcome, StaffMember, pages
 from tests.fleet.pods import Pod
 from tests.fleet.scenarios import Form, hold, window
 from tests.servers import wait_until
 
 
-def posts(fleet: Fleet, outcomes: list[Outcome]) -> dict:
+def posts_in_database(fleet: Fleet, outcomes: list[Outcome]) -> dict:
     """What became of the "new subscriber" POSTs: each acknowledged one in the database exactly
     once, none applied twice (acknowledged or not)."""
     creates = [o for o in outcomes if o.kind == "create"]
@@ -71,7 +76,7 @@ def _under_load(fleet: Fleet, form: Form, operation: Callable[[Deployment], dict
         "operation_seconds": finished - started,
         **window(outcomes, began, float("inf")),
         "failed": sum(1 for o in measured if not o.ok),
-        **posts(fleet, outcomes),
+        **posts_in_database(fleet, outcomes),
         **deployment.figures(),
         "restarts": fleet.controller.restarts(),
         "fewest_endpoints": min(endpoints, default=len(fleet.ingress.endpoints)),
@@ -169,3 +174,66 @@ def killed_pod(fleet: Fleet, form: Form) -> dict:
         failed_kinds=sorted({o.kind for o in failed}),
     )
     return figures
+
+
+# --- 5. Keep-alive: POSTs on upstream connections idle for about the shorter timeout --------------
+
+
+def upstream_connections(address: str, pod_port: int) -> set[int]:
+    """Local ports of the established connections from ``address`` to ``pod_port`` (/proc/net/tcp)."""
+    hex_address = socket.inet_aton(address)[::-1].hex().upper()
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        local_address, local_port = local.split(":")
+        if local_address == hex_address and int(remote.split(":")[1], 16) == pod_port and state == "01":
+            found.add(int(local_port, 16))
+    return found
+
+
+def idle_upstream_posts(fleet: Fleet, timeouts: KeepAlive, *, posts: int = 50, spread: float = 1.0) -> dict:
+    """``posts`` lanes of the ingress (``Ingress.open_lanes``), each to one pod: a GET opens the lane's
+    upstream connection, which then idles for a time from ``spread`` under the shorter keep-alive
+    timeout to ``spread`` over it, then a "new subscriber" POST goes through the lane, all lanes at once."""
+    pods = [pod.http_port for pod in fleet.controller.pods]
+    addresses = [f"127.0.1.{n + 1}" for n in range(posts)]
+    ports = fleet.ingress.open_lanes((pods[n % len(pods)], addresses[n]) for n in range(posts))
+    cookies = fleet.staff()[0].cookies
+    idles = [timeouts.shorter - spread + 2 * spread * n / max(1, posts - 1) for n in range(posts)]
+    results: list[dict] = [{} for _ in range(posts)]
+
+    def lane(n: int) -> None:
+        member = StaffMember(ports[n], fleet.host, f"127.0.2.{n + 1}", dict(cookies))
+        pod = pods[n % len(pods)]
+        warm = member.request("create-form", "GET", "/subscribers/new/")
+        opened = upstream_connections(addresses[n], pod)
+        hold(max(0.0, warm.started + warm.seconds + idles[n] - time.monotonic()))
+        email = f"idle-{n}@example.net"
+        form = {"name": f"Idle {n}", "email": email, "plan": str(fleet.seeded["plan"])}
+        post = member.request("create", "POST", "/subscribers/new/", form)
+        used = upstream_connections(addresses[n], pod)
+        results[n] = {"warm": warm, "post": post, "reused": bool(opened) and opened == used}
+
+    threads = [threading.Thread(target=lane, args=(n,), daemon=True) for n in range(posts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeouts.shorter + spread + 60)
+    sent = [result["post"] for result in results if result]
+    under = [r for r, idle in zip(results, idles, strict=True) if r and idle < timeouts.shorter - 0.05]
+    over = [r for r, idle in zip(results, idles, strict=True) if r and idle > timeouts.shorter + 0.05]
+    return {
+        "proxy_idle_timeout": timeouts.proxy_idle_timeout,
+        "pod_keepalive": timeouts.pod_keepalive,
+        "idle_seconds_from": idles[0],
+        "idle_seconds_to": idles[-1],
+        "warm_failed": sum(1 for result in results if result and not result["warm"].ok),
+        "statuses": sorted({o.status for o in sent}),
+        "bad_gateway": sum(1 for o in sent if o.status == 502),
+        "failed": sum(1 for o in sent if not o.ok),
+        "under_the_timeout_reused": sum(1 for r in under if r["reused"]),
+        "under_the_timeout": len(under),
+        "over_the_timeout_reused": sum(1 for r in over if r["reused"]),
+        "over_the_timeout": len(over),
+        **posts_in_database(fleet, sent),
+    }

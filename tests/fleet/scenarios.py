@@ -39,6 +39,9 @@ class Form:
     operation_after: float = 3
     operation_timeout: float = 120
     scaled_out_hold: float = 3
+    # The test's overlay of the ingress controller's upstream-keep-alive-timeout (None: its default),
+    # so that the short form's connections idle for seconds, not a minute.
+    ingress_keepalive_timeout: float | None = None
 
 
 SHORT = Form(
@@ -54,6 +57,7 @@ SHORT = Form(
     operation_baseline=3,
     operation_after=3,
     scaled_out_hold=3,
+    ingress_keepalive_timeout=3,
 )
 FULL = Form(
     "full",

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from tests.fleet.budget import termination_budget
+from tests.fleet.budget import keep_alive, termination_budget
 from tests.fleet.controller import PROPAGATION_LAGS
 from tests.fleet.manifests import WEB_COMPONENT, rendered, web_tier
 
@@ -99,3 +99,32 @@ def test_a_pre_stop_sleep_counts_towards_covering_the_propagation_lag():
     budget = termination_budget(web_tier(_modified(short_drain_after_a_sleep)))
     assert budget.still_accepting == 4
     assert budget.problems(propagation_lag=LONGEST_LAG) == []
+
+
+def test_the_ingress_closes_an_idle_upstream_connection_before_the_pod_does():
+    timeouts = keep_alive(web_tier())
+    assert timeouts.problems() == []
+    assert timeouts.pod_keepalive > timeouts.proxy_idle_timeout
+
+
+def _pod_keepalive_below_the_proxy(pod_spec, container, config) -> None:
+    config["GUNICORN_KEEPALIVE"] = "5"  # the value shipped before, "below the ingress' 60 s"
+
+
+def _pod_keepalive_left_to_the_default(pod_spec, container, config) -> None:
+    del config["GUNICORN_KEEPALIVE"]  # deploy/gunicorn.conf.py's default
+
+
+@pytest.mark.parametrize("change", [_pod_keepalive_below_the_proxy, _pod_keepalive_left_to_the_default])
+def test_a_pod_keepalive_not_longer_than_the_proxy_idle_timeout_breaks_the_order(change):
+    timeouts = keep_alive(web_tier(_modified(change)))
+    [problem] = timeouts.problems()
+    assert "502" in problem
+    assert timeouts.shorter == timeouts.pod_keepalive
+
+
+def test_a_proxy_idle_timeout_raised_in_the_controller_configmap_breaks_the_order():
+    web = web_tier()
+    raised = keep_alive(web, {"upstream-keepalive-timeout": keep_alive(web).pod_keepalive})
+    [problem] = raised.problems()
+    assert "upstream keep-alive timeout" in problem

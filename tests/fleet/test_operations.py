@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fleet import operations
+from tests.fleet.budget import keep_alive
 
 pytestmark = [pytest.mark.fleet, pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -67,3 +68,22 @@ def test_a_killed_pod_fails_only_its_requests_in_flight_and_is_ready_again_withi
     assert figures["applied_twice"] == 0
     assert figures["restarts"] == 1
     assert figures["ready_again_after_seconds"] <= figures["startup_budget_seconds"]
+
+
+def test_posts_on_upstream_connections_idle_for_about_the_shorter_keepalive_timeout_never_get_a_502(
+    fleet_factory, form, record
+):
+    overlay = {}
+    if form.ingress_keepalive_timeout:
+        overlay["upstream-keepalive-timeout"] = form.ingress_keepalive_timeout
+    fleet = fleet_factory(ingress_settings=overlay)
+    timeouts = keep_alive(fleet.web, overlay)
+    assert timeouts.problems() == []  # the proxy closes first, as in the manifests
+    figures = record("9. POSTs after the upstream idled", operations.idle_upstream_posts(fleet, timeouts))
+    assert figures["warm_failed"] == 0
+    assert figures["bad_gateway"] == 0 and figures["failed"] == 0, figures["statuses"]
+    assert figures["acknowledged_posts"] == figures["posts"] == 50
+    assert figures["acknowledged_lost"] == 0 and figures["applied_twice"] == 0
+    # What the lanes were for: under the timeout the idle connection carried the POST, over it a new one.
+    assert figures["under_the_timeout_reused"] == figures["under_the_timeout"] > 0
+    assert figures["over_the_timeout_reused"] == 0 and figures["over_the_timeout"] > 0
