@@ -140,13 +140,38 @@ def scale_out_and_in(fleet: Fleet, form: Form, *, factor: int = 2) -> dict:
 # --- 4. kill -9 of one pod -------------------------------------------------------------------------
 
 
-def killed_pod(fleet: Fleet, form: Form) -> dict:
+def _activations_in_flight(fleet: Fleet, count: int, upstream_delay: float) -> tuple[list, list[Outcome]]:
+    """``count`` staff pressing Activate through the ingress while the provisioning API takes
+    ``upstream_delay`` to answer: requests certain to be in flight on their pods for that long.
+    Returns the threads and the list their outcomes go to, once every call reached the API."""
+    fleet.provisioning.delay = upstream_delay
+    outcomes: list[Outcome] = []
+    members = [fleet.staff()[n % fleet.staff_count] for n in range(count)]
+    pending = fleet.seeded["pending"][:count]
+
+    def activate(member: StaffMember, subscriber: int) -> None:
+        member.request("detail", "GET", f"/subscribers/{subscriber}/")  # the Activate form's CSRF token
+        outcomes.append(member.request("activate", "POST", f"/subscribers/{subscriber}/activate/", {}))
+
+    threads = [threading.Thread(target=activate, args=pair, daemon=True) for pair in zip(members, pending)]
+    for thread in threads:
+        thread.start()
+    in_flight = fleet.provisioning.in_progress
+    wait_until(lambda: len(in_flight()) == count, timeout=30, interval=0.05, message="activations in flight")
+    return threads, outcomes
+
+
+def killed_pod(fleet: Fleet, form: Form, *, activations: int = 6, upstream_delay: float = 3.0) -> dict:
+    """kill -9 of the pod holding the most activations in flight (slow upstream calls), under load."""
     startup = fleet.web.container.startup
     killed: dict = {}
 
     def kill(deployment: Deployment) -> dict:
-        pod = deployment.pods()[0]
-        killed.update(pod=pod, at=pod.crash())
+        threads, activated = _activations_in_flight(fleet, activations, upstream_delay)
+        calling = set(fleet.provisioning.in_progress())  # the pods' ports of their calls in flight
+        pod = max(deployment.pods(), key=lambda pod: len(pod.local_ports() & calling))
+        killed.update(pod=pod, in_flight=len(pod.local_ports() & calling), activated=activated)
+        killed["at"] = pod.crash()
         before = len(fleet.controller.ready_times.get(pod.name, []))
         wait_until(
             lambda: len(fleet.controller.ready_times.get(pod.name, [])) > before,
@@ -155,7 +180,11 @@ def killed_pod(fleet: Fleet, form: Form) -> dict:
             message=f"{pod.name} ready again",
         )
         deployment.wait_settled(timeout=fleet.propagation_lag + 30)
+        for thread in threads:
+            thread.join(timeout=upstream_delay + 60)
+        fleet.provisioning.delay = 0.0
         return {
+            "activations_in_flight_on_the_killed_pod": killed["in_flight"],
             "ready_again_after_seconds": fleet.controller.ready_times[pod.name][-1] - killed["at"],
             "startup_budget_seconds": startup.initial_delay + startup.period * startup.failure_threshold,
             "request_threads": int(pod.env["WEB_CONCURRENCY"]) * int(pod.env["GUNICORN_THREADS"]),
@@ -163,15 +192,22 @@ def killed_pod(fleet: Fleet, form: Form) -> dict:
 
     figures = _under_load(fleet, form, kill)
     address = f"127.0.0.1:{killed['pod'].http_port}"
-    failed = [o for o in pages(figures["_outcomes"]) if not o.ok]
+    activated = [o for o in killed["activated"] if o.kind == "activate"]
+    failed = [o for o in pages(figures["_outcomes"]) + activated if not o.ok]
     # In flight on it: sent to it before the kill, answered (or not) after.
     in_flight = [
         o for o in failed if address in o.served_by and o.started < killed["at"] <= o.started + o.seconds
     ]
+    statuses = fleet.statuses(fleet.seeded["pending"][:activations])
+    activated_ids = [int(o.path.split("/")[2]) for o in activated if o.ok]
     figures.update(
+        failed=len(failed),
         failed_in_flight_on_the_killed_pod=len(in_flight),
         failed_otherwise=len(failed) - len(in_flight),
         failed_kinds=sorted({o.kind for o in failed}),
+        failed_statuses=sorted({o.status for o in failed}),
+        activations_acknowledged=len(activated_ids),
+        activations_acknowledged_not_active=sum(1 for i in activated_ids if statuses[i] != "active"),
     )
     return figures
 

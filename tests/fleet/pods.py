@@ -162,6 +162,28 @@ class Pod:
         self.server.wait_exit(10)
         return killed_at
 
+    def local_ports(self) -> set[int]:
+        """Local ports of the TCP sockets the container's processes hold (its process group, /proc)."""
+        inodes = set()
+        for entry in Path("/proc").iterdir():
+            try:
+                if not entry.name.isdigit():
+                    continue
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != self.server.pid:
+                    continue
+                for fd in (entry / "fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+        ports = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].split(":")[1], 16))
+        return ports
+
     @property
     def version(self) -> str:
         return self.env["APP_VERSION"]

@@ -34,6 +34,7 @@ class ProvisioningAPI:
         self.status = 201
         self.delay = 0.0  # seconds before answering (a slow API)
         self.calls: list[Call] = []
+        self._in_progress: dict[int, int | None] = {}  # client port -> subscriber id, until answered
         self._provisioned: dict[str, int] = {}  # idempotency key -> subscriber id
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -56,6 +57,15 @@ class ProvisioningAPI:
                 except ValueError:
                     subscriber_id = None
                 key = self.headers.get("Idempotency-Key", "")
+                with api._lock:
+                    api._in_progress[self.client_address[1]] = subscriber_id
+                try:
+                    self._answer(subscriber_id, key)
+                finally:
+                    with api._lock:
+                        api._in_progress.pop(self.client_address[1], None)
+
+            def _answer(self, subscriber_id: int | None, key: str) -> None:
                 if api.delay:
                     time.sleep(api.delay)
                 with api._lock:
@@ -79,6 +89,11 @@ class ProvisioningAPI:
 
     def stop(self) -> None:
         self._server = shut(self._server)
+
+    def in_progress(self) -> dict[int, int | None]:
+        """The requests not answered yet: the client's port -> the subscriber."""
+        with self._lock:
+            return dict(self._in_progress)
 
     def log(self) -> list[Call]:
         with self._lock:

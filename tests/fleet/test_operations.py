@@ -59,11 +59,16 @@ def test_scaling_out_and_back_in_fails_no_request(fleet, form, record, propagati
 
 
 def test_a_killed_pod_fails_only_its_requests_in_flight_and_is_ready_again_within_its_startup_budget(
-    fleet, form, record, propagation_lag
+    fleet_factory, form, record, propagation_lag
 ):
+    fleet = fleet_factory(propagation_lag=propagation_lag, replicas=None, pending=6)
     figures = record(f"8. kill -9 of one pod, lag {propagation_lag:g} s", operations.killed_pod(fleet, form))
+    assert figures["activations_in_flight_on_the_killed_pod"] >= 1
+    # Every activation in flight on it was cut (nginx passes no POST to another pod), nothing else.
+    assert figures["failed_in_flight_on_the_killed_pod"] >= figures["activations_in_flight_on_the_killed_pod"]
     assert figures["failed_otherwise"] == 0
     assert figures["failed_in_flight_on_the_killed_pod"] <= figures["request_threads"]
+    assert figures["activations_acknowledged_not_active"] == 0
     assert figures["acknowledged_lost"] == 0
     assert figures["applied_twice"] == 0
     assert figures["restarts"] == 1
