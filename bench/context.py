@@ -153,6 +153,13 @@ SERVERS = {
         workers=THROUGHPUT_WORKERS,
         env={"BENCH_WITHOUT_MIDDLEWARE": "apps.ops.metrics."},
     ),
+    # The same comparison for django-prometheus' default middleware, the peer.
+    "interleaved-metrics-peer": ServerSpec(
+        app="bench.interleaved:application",
+        ready_path="/~with/bench/trivial/",
+        workers=THROUGHPUT_WORKERS,
+        env={"BENCH_WITHOUT_MIDDLEWARE": "django_prometheus.", "BENCH_METRICS_PEER": "django-prometheus"},
+    ),
     # The probes are measured with the production worker count.
     "probes": ServerSpec(),
     # Readiness without the per-process result cache: every /ready runs the checks.

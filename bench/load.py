@@ -1,6 +1,7 @@
 """Load generation with ``wrk`` on loopback, and single timed HTTP requests.
 
-``wrk`` runs a generated Lua script that cycles through a plan of (path x tenant) requests, stops
+``wrk`` runs a generated Lua script that cycles through a plan of requests (paths x tenant members, or
+any methods, paths and headers), stops
 after a request budget when one is given, and prints its summary (throughput, latency
 percentiles, errors) as one JSON line that :func:`run_wrk` parses.
 """
@@ -22,7 +23,8 @@ from .report import JSON_MARK, BenchError
 
 _LUA = r"""
 local paths = {%(paths)s}
-local tenants = {%(tenants)s}
+local cookies = {%(cookies)s}
+local plan = {%(plan)s}
 local limit = %(limit)d
 local per_tenant = %(per_tenant)d
 local thread_count = 0
@@ -36,16 +38,24 @@ init = function(args)
   prepared = {}
   local base = {}
   for name, value in pairs(wrk.headers) do base[name] = value end
-  if #tenants == 0 then
+  local function with_base(extra)
+    local headers = {}
+    for name, value in pairs(base) do headers[name] = value end
+    for name, value in pairs(extra) do headers[name] = value end
+    return headers
+  end
+  if #plan > 0 then
+    for _, entry in ipairs(plan) do
+      prepared[#prepared + 1] = wrk.format(entry[1], entry[2], with_base(entry[3]))
+    end
+  elseif #cookies == 0 then
     for _, path in ipairs(paths) do prepared[#prepared + 1] = wrk.format(nil, path, base) end
   else
-    -- Each tenant gets per_tenant paths (all when 0), consecutive tenants the next ones along.
+    -- Each tenant's member gets per_tenant paths (all when 0), consecutive ones the next ones along.
     local count = #paths
     if per_tenant > 0 and per_tenant < count then count = per_tenant end
-    for index, tenant in ipairs(tenants) do
-      local headers = {}
-      for name, value in pairs(base) do headers[name] = value end
-      headers["X-Tenant-ID"] = tenant
+    for index, cookie in ipairs(cookies) do
+      local headers = with_base({Cookie = cookie})
       for step = 0, count - 1 do
         local path = paths[((index - 1) * count + step) %% #paths + 1]
         prepared[#prepared + 1] = wrk.format(nil, path, headers)
@@ -138,16 +148,35 @@ def _run(command: list[str], threads_to_finish: int, timeout: float) -> tuple[st
     return "".join(lines), errors, code
 
 
+def _lua_string(value: str) -> str:
+    # A JSON string is a valid Lua string, except that Lua reads a \u escape differently.
+    if not value.isascii():
+        raise BenchError(f"wrk plans take ASCII only: {value!r}")
+    return json.dumps(value)
+
+
 def _lua_strings(values: Sequence[str]) -> str:
-    return ", ".join(json.dumps(value) for value in values)  # JSON strings are valid Lua strings here
+    return ", ".join(_lua_string(value) for value in values)
+
+
+def _lua_plan(requests: Sequence[dict]) -> str:
+    """``{"method", "path", "headers"}`` requests as a Lua list of {method, path, headers}."""
+    entries = []
+    for request in requests:
+        headers = ", ".join(
+            f"[{_lua_string(name)}] = {_lua_string(value)}" for name, value in request["headers"].items()
+        )
+        entries.append(f"{{{_lua_string(request['method'])}, {_lua_string(request['path'])}, {{{headers}}}}}")
+    return ", ".join(entries)
 
 
 def run_wrk(
     base_url: str,
     *,
     paths: Sequence[str] = ("/",),
-    tenants: Sequence[str] = (),
+    cookies: Sequence[str] = (),
     paths_per_tenant: int = 0,
+    plan: Sequence[dict] = (),
     seconds: int = 3,
     connections: int = 16,
     threads: int = 2,
@@ -155,14 +184,16 @@ def run_wrk(
     total_requests: int = 0,
     timeout_seconds: int = 5,
 ) -> LoadResult:
-    """Drive ``base_url`` with the plan ``paths`` x ``tenants`` (``X-Tenant-ID``; each tenant gets
-    ``paths_per_tenant`` of the paths, all when 0), for ``seconds`` or, when ``total_requests`` is
-    set, until about that many responses arrived (``seconds`` caps it)."""
+    """Drive ``base_url`` with the requests of ``plan`` (``{"method", "path", "headers"}``) or else
+    ``paths`` x ``cookies`` (a session cookie per tenant's member; each gets ``paths_per_tenant`` of
+    the paths, all when 0), cycling, for ``seconds`` or, when ``total_requests`` is set, until about
+    that many responses arrived (``seconds`` caps it)."""
     threads = max(1, min(threads, connections))
     limit = -(-total_requests // threads) if total_requests else 0
     script = _LUA % {
         "paths": _lua_strings(paths),
-        "tenants": _lua_strings(tenants),
+        "cookies": _lua_strings(cookies),
+        "plan": _lua_plan(plan),
         "limit": limit,
         "per_tenant": paths_per_tenant,
         "threads": threads,

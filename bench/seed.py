@@ -1,11 +1,12 @@
 """Benchmark data, created in the benchmark database: ``python -m bench.seed --tenants N``.
 
 With ``--migrate``, applies the migrations first (one Django start instead of two). Creates tenants
-``bench-0000`` …, the first with a service plan, subscribers and a staff member
-logged in through a real session row, and prints one JSON object: the tenant slugs, the session
-cookie, a sample path for every URL pattern of the benchmark URLconf, and the settings the
-figures need (middleware lists, probe deadline). Run under ``DJANGO_SETTINGS_MODULE=bench.settings``
-with the same environment as the servers.
+``bench-0000`` …, the first with a service plan and subscribers, each with a staff member logged
+in through a real session row, and prints one JSON object: the tenant slugs, each tenant's member's
+session cookie, a sample path for every URL pattern of the benchmark URLconf, hostile requests
+(``tests/hostile_traffic.py``), and the settings the figures need (middleware lists, probe
+deadline). Run under ``DJANGO_SETTINGS_MODULE=bench.settings`` with the same environment as the
+servers.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from decimal import Decimal
 import django
 
 from bench.report import JSON_MARK
+from tests.hostile_traffic import hostile_requests
 
 STAFF_USERNAME = "bench-staff"
+# The Host domain whose subdomains name tenants, on the server of the hostile traffic figure.
+HOSTILE_BASE_DOMAIN = "isp.bench"
+HOSTILE_REQUESTS = 10_000
 # Values for URL parameters when building one sample path per pattern.
 _SAMPLE_KWARG = "1"
 # Patterns left out of the route mix: the slow view sleeps on purpose.
@@ -62,18 +67,34 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
         user.set_unusable_password()
         user.save()
         Membership.objects.update_or_create(user=user, defaults={"tenant": tenant})
-        # A session exactly as django.contrib.auth.login() stores it.
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one checking passwords
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
+        # The members of the other tenants: requests count for a tenant only when a member sends them.
+        members = {slugs[0]: user}
+        for other in Tenant.objects.filter(slug__in=slugs[1:]):
+            member, _ = get_user_model().objects.get_or_create(username=f"bench-member-{other.slug}")
+            Membership.objects.update_or_create(user=member, defaults={"tenant": other})
+            members[other.slug] = member
+
+        def session_cookie(member) -> str:
+            """A session exactly as django.contrib.auth.login() stores it."""
+            session = SessionStore()
+            session[SESSION_KEY] = str(member.pk)
+            session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one checking passwords
+            session[HASH_SESSION_KEY] = member.get_session_auth_hash()
+            session.create()
+            return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+        cookies = {slug: session_cookie(member) for slug, member in members.items()}
     return {
         "tenants": slugs,
         "staff_tenant": slugs[0],
         "subscribers": Subscriber.objects.filter(tenant=tenant).count(),
-        "session_cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}",
+        "session_cookie": cookies[slugs[0]],
+        "tenant_cookies": cookies,
         "routes": sample_paths(),
+        "hostile_base_domain": HOSTILE_BASE_DOMAIN,
+        "hostile_requests": hostile_requests(
+            HOSTILE_REQUESTS, tenants=slugs[:10], base_domain=HOSTILE_BASE_DOMAIN
+        ),
         "ops_middleware": list(settings.OPS_MIDDLEWARE),
         "metrics_middleware": list(settings.METRICS_MIDDLEWARE),
         "settings": {

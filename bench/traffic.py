@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 from bench.context import Bench
 from bench.load import LoadResult, http_get, require_clean, run_wrk
 from bench.report import BenchError, FeatureMissing
@@ -24,17 +28,17 @@ def send_once(
     allow_socket_errors: bool = False,
 ) -> LoadResult:
     """Every route (or ``routes_per_tenant`` of them, a different slice for each next tenant) for
-    every tenant in ``tenants`` (``X-Tenant-ID``), about once each.
+    a logged-in member of every tenant in ``tenants``, about once each.
 
-    Responses ≥ 400 are expected (anonymous requests to staff pages, GET on POST-only routes,
-    the unmatched path); socket errors are not, unless workers are being recycled on purpose.
+    Responses ≥ 400 are expected (admin pages for tenant staff, GET on POST-only routes, the
+    unmatched path); socket errors are not, unless workers are being recycled on purpose.
     """
     paths = route_paths(bench)
     total = min(routes_per_tenant or len(paths), len(paths)) * len(tenants)
     result = run_wrk(
         server.base_url,
         paths=paths,
-        tenants=tenants,
+        cookies=[bench.seed["tenant_cookies"][slug] for slug in tenants],
         paths_per_tenant=routes_per_tenant,
         seconds=max(60, total // 50),
         connections=8,
@@ -46,6 +50,26 @@ def send_once(
             raise BenchError(f"no request completed on {server.name}")
         return result
     return require_clean(result, f"route traffic on {server.name}", allow_http_errors=True)
+
+
+def send_each(server: BenchServer, requests: list[dict], *, threads: int = 8) -> Counter:
+    """Send every ``{"method", "path", "headers"}`` request, each on its own connection, from
+    ``threads`` threads; count the answers by status (0: no answer)."""
+
+    def one(request: dict) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request(request["method"], request["path"], headers=request["headers"])
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            return 0
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return Counter(pool.map(one, requests))
 
 
 def scrape(bench: Bench, server: BenchServer) -> tuple[float, bytes]:
@@ -66,7 +90,7 @@ def series_count(exposition: bytes) -> int:
 def tenant_label_values(exposition: bytes) -> set[str]:
     values = set()
     for line in exposition.splitlines():
-        if line.startswith(b"http_requests_total{"):
+        if line.startswith(b"http_tenant_requests_total{"):
             start = line.find(b'tenant="')
             if start >= 0:
                 end = line.index(b'"', start + 8)
