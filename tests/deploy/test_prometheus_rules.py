@@ -206,6 +206,7 @@ def test_alerts_name_what_is_involved_and_link_a_runbook(rules, rendered):
         "DatabaseConnectionFailures": "pod",
         "HighMemory": "pod",
         "HighCPU": "pod",
+        "RouteHighErrorRate": "route",
         "PodCrashLooping": "pod",
         "PodRestarting": "pod",
         "DeploymentReplicasUnavailable": "deployment",
