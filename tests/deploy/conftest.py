@@ -133,12 +133,22 @@ def deploy_copy(tmp_path_factory) -> Path:
     return deploy_copy_with_secrets(tmp_path_factory.mktemp("deploy"))
 
 
+OVERLAYS = ("production", "staging")
+
+
 @pytest.fixture(scope="session")
-def overlays_rendered(deploy_copy: Path) -> dict[str, list[dict]]:
-    """Every overlay of deploy/overlays, rendered as an operator would (its Secrets included)."""
+def renders(rendered_text: str, deploy_copy: Path) -> dict[str, str]:
+    """The text of every kustomization an operator applies: the base and each overlay of deploy/overlays
+    (rendered with its Secrets, from a copy of deploy/ whose secret env files are filled in)."""
     names = sorted(p.name for p in (DEPLOY / "overlays").iterdir() if (p / "kustomization.yaml").exists())
-    assert "production" in names
-    return {name: load_all(render(deploy_copy / "overlays" / name)) for name in names}
+    assert tuple(names) == tuple(sorted(OVERLAYS)), "every overlay is validated"
+    return {"base": rendered_text} | {name: render(deploy_copy / "overlays" / name) for name in OVERLAYS}
+
+
+@pytest.fixture(scope="session")
+def overlays_rendered(renders: dict[str, str]) -> dict[str, list[dict]]:
+    """The objects of each overlay, by overlay name."""
+    return {name: load_all(renders[name]) for name in OVERLAYS}
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import DEPLOY, KUBERNETES_DIR, run, tool
+from .conftest import DEPLOY, KUBERNETES_DIR, OVERLAYS, load_all, run, tool
 from .crd_shapes import SHAPES, problems
 
 KUBERNETES_VERSIONS_REQUIRED = ("1.30.0",)
 CUSTOM_API_GROUPS = ("monitoring.coreos.com/", "cert-manager.io/")
+# What operators apply: the base (deploy/kubernetes) and each overlay (deploy/overlays).
+RENDERS = ("base", *OVERLAYS)
 
 
 def is_custom(obj: dict) -> bool:
@@ -45,10 +47,15 @@ def test_kustomize_renders_every_manifest_file(rendered):
         assert kind in kinds
 
 
+@pytest.mark.parametrize("name", RENDERS)
 def test_kubernetes_validate_strict_accepts_every_builtin_object(
-    rendered, placeholder_secrets, generated_secrets, newest_bundled_kubernetes, tmp_path
+    name, renders, placeholder_secrets, newest_bundled_kubernetes, tmp_path
 ):
-    builtin = [o for o in rendered + placeholder_secrets + generated_secrets if not is_custom(o)]
+    objects = load_all(renders[name])
+    if name == "base":
+        objects += placeholder_secrets  # the base alone runs with the placeholder Secrets
+    builtin = [o for o in objects if not is_custom(o)]
+    assert any(o["kind"] == "Secret" for o in builtin), "the Secrets the pods read are validated too"
     manifest = tmp_path / "builtin.yaml"
     manifest.write_text(yaml.safe_dump_all(builtin))
     versions = (*KUBERNETES_VERSIONS_REQUIRED, newest_bundled_kubernetes)
@@ -65,9 +72,13 @@ def test_kubernetes_validate_strict_accepts_every_builtin_object(
     assert {v for _, v in passed} == {".".join(v.split(".")[:2]) for v in versions}
 
 
-def test_custom_resources_match_the_operator_apis(rendered):
-    custom = [o for o in rendered if is_custom(o)]
-    assert {(o["apiVersion"], o["kind"]) for o in custom} == set(SHAPES)
+@pytest.mark.parametrize("name", RENDERS)
+def test_custom_resources_match_the_operator_apis(name, renders):
+    custom = [o for o in load_all(renders[name]) if is_custom(o)]
+    kinds = {(o["apiVersion"], o["kind"]) for o in custom}
+    assert kinds <= set(SHAPES), f"no shape to check {kinds - set(SHAPES)} against"
+    if name == "base":
+        assert kinds == set(SHAPES), "every shape is used"
     for obj in custom:
         found = problems(obj, SHAPES[(obj["apiVersion"], obj["kind"])])
         assert not found, f"{obj['kind']}/{obj['metadata']['name']}: " + "; ".join(found)
@@ -86,38 +97,44 @@ def test_structural_check_rejects_typos_and_wrong_types():
 
 
 @pytest.fixture(scope="session")
-def checkov_report(rendered_text, tmp_path_factory) -> dict:
-    """checkov over the rendered manifests and the Secrets, once per session (it takes a few seconds)."""
-    directory = tmp_path_factory.mktemp("checkov")
-    (directory / "rendered.yaml").write_text(rendered_text)
-    (directory / "secrets.yaml").write_text((KUBERNETES_DIR / "secrets.yaml").read_text())
-    # --skip-download: no policy metadata from the vendor's API (offline, deterministic).
-    result = run(
-        [tool("checkov"), "--framework", "kubernetes", "--directory", str(directory), "--skip-download",
-         "--output", "json"],
-        timeout=300,
-    )  # fmt: skip
-    assert result.stdout.strip(), f"checkov printed no report:\n{result.stderr}"
-    report = json.loads(result.stdout)
-    report["_exit_code"] = result.returncode
-    return report
+def checkov_reports(renders, tmp_path_factory) -> dict[str, dict]:
+    """checkov over each render (the base with the placeholder Secrets), once per session."""
+    reports = {}
+    for name, text in renders.items():
+        directory = tmp_path_factory.mktemp(f"checkov-{name}")
+        (directory / "rendered.yaml").write_text(text)
+        if name == "base":
+            (directory / "secrets.yaml").write_text((KUBERNETES_DIR / "secrets.yaml").read_text())
+        # --skip-download: no policy metadata from the vendor's API (offline, deterministic).
+        result = run(
+            [tool("checkov"), "--framework", "kubernetes", "--directory", str(directory), "--skip-download",
+             "--output", "json"],
+            timeout=300,
+        )  # fmt: skip
+        assert result.stdout.strip(), f"checkov printed no report for {name}:\n{result.stderr}"
+        report = json.loads(result.stdout)
+        report["_exit_code"] = result.returncode
+        reports[name] = report
+    return reports
 
 
-def test_checkov_reports_zero_failed_checks(checkov_report):
-    summary = checkov_report["summary"]
+@pytest.mark.parametrize("name", RENDERS)
+def test_checkov_reports_zero_failed_checks(name, checkov_reports):
+    report = checkov_reports[name]
+    summary = report["summary"]
     failed = [
-        f"{c['check_id']} {c['resource']}: {c['check_name']}"
-        for c in checkov_report["results"]["failed_checks"]
+        f"{c['check_id']} {c['resource']}: {c['check_name']}" for c in report["results"]["failed_checks"]
     ]
     assert summary["failed"] == 0 and not failed, "\n".join(failed)
     assert summary["parsing_errors"] == 0
     assert summary["passed"] > 100, "checkov evaluated the workloads"
-    assert checkov_report["_exit_code"] == 0
+    assert report["_exit_code"] == 0
 
 
-def test_every_checkov_skip_is_justified_and_still_needed(rendered, checkov_report):
+@pytest.mark.parametrize("name", RENDERS)
+def test_every_checkov_skip_is_justified_and_still_needed(name, renders, checkov_reports):
     annotated = set()
-    for obj in rendered:
+    for obj in load_all(renders[name]):
         for key, value in (obj["metadata"].get("annotations") or {}).items():
             if key.startswith("checkov.io/skip"):
                 check_id, _, reason = value.partition("=")
@@ -127,7 +144,7 @@ def test_every_checkov_skip_is_justified_and_still_needed(rendered, checkov_repo
                 annotated.add((obj["kind"], obj["metadata"]["name"], check_id))
     skipped = {
         (c["resource"].split(".")[0], c["resource"].split(".")[-1], c["check_id"])
-        for c in checkov_report["results"]["skipped_checks"]
+        for c in checkov_reports[name]["results"]["skipped_checks"]
     }
     # A skip for a check that would pass anyway hides nothing and only misleads the reader.
     assert annotated == skipped
