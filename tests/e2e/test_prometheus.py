@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 
 from tests.e2e.app_server import AppServer, manage, production_server
@@ -51,6 +52,8 @@ JOB = job_name_from_service_monitor()
 # What the prometheus-operator's discovery attaches to each pod's series in the cluster.
 TARGET_LABELS = {"namespace": "dotmac-production", "pod": "dotmac-platform-e2e-0"}
 TENANTS = {"alpha": "Alpha Fibre", "beta": "Beta Broadband", "gamma": "Gamma Networks"}
+# Enough tenants to fill the default cap of tenant labels (METRICS_TENANT_LABEL_LIMIT, 1,000).
+ALL_TENANTS = {**TENANTS, **{f"isp-{n:04d}": f"ISP {n}" for n in range(len(TENANTS) + 1, 1001)}}
 STAFF = ("gamma-staff", "gamma-staff-password-4711")
 PLAN = "Home 250"
 BREAKER = "provisioning"
@@ -59,19 +62,46 @@ DEADLINE = 15.0
 
 SEED = """
 import json, os
-from django.contrib.auth import get_user_model
+from datetime import timedelta
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+from django.utils.crypto import get_random_string
 from apps.subscribers.models import ServicePlan
 from apps.tenants.models import Membership, Tenant
 
 seed = json.loads(os.environ["E2E_SEED"])
-for slug, name in seed["tenants"].items():
-    Tenant.objects.create(slug=slug, name=name)
+tenants = Tenant.objects.bulk_create([Tenant(slug=slug, name=name) for slug, name in seed["tenants"].items()])
 tenant = Tenant.objects.get(slug=seed["staff_tenant"])
 ServicePlan.objects.create(
     tenant=tenant, name=seed["plan"], download_mbps=250, upload_mbps=50, monthly_price="39.00"
 )
 user = get_user_model().objects.create_user(username=seed["staff"][0], password=seed["staff"][1])
 Membership.objects.create(user=user, tenant=tenant)
+# A logged-in member of every tenant: a session row each, as django.contrib.auth.login() stores it.
+User = get_user_model()
+members = User.objects.bulk_create(
+    [User(username=f"member-{t.slug}", password=make_password(None)) for t in tenants]
+)
+Membership.objects.bulk_create([Membership(user=m, tenant=t) for m, t in zip(members, tenants)])
+store, cookies, sessions = SessionStore(), {}, []
+expiry = timezone.now() + timedelta(days=1)
+for member, t in zip(members, tenants):
+    key = get_random_string(32, "abcdefghijklmnopqrstuvwxyz0123456789")
+    data = {
+        SESSION_KEY: str(member.pk),
+        BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[-1],
+        HASH_SESSION_KEY: member.get_session_auth_hash(),
+    }
+    sessions.append(
+        Session(session_key=key, session_data=store.encode(data), expire_date=expiry)
+    )
+    cookies[t.slug] = f"{settings.SESSION_COOKIE_NAME}={key}"
+Session.objects.bulk_create(sessions)
+print(json.dumps(cookies))
 """
 
 
@@ -83,6 +113,10 @@ class Deployment:
     app: AppServer
     kubelet: Kubelet
     prometheus: PrometheusServer
+    member_cookies: dict[str, str]  # by tenant slug: the Cookie header of a logged-in member
+
+    def member(self, slug: str) -> dict[str, str]:
+        return {"Cookie": self.member_cookies[slug]}
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +128,6 @@ def deployment(tmp_path_factory, collected_static) -> Iterator[Deployment]:
         stack.callback(postgres.destroy)
         env = subprocess_env(DATABASE_URL=postgres.url("postgres"), DATA_DIR=str(root / "data"))
         manage(env, "migrate", "--noinput", "-v0")
-        seed = {"tenants": TENANTS, "staff_tenant": "gamma", "plan": PLAN, "staff": STAFF}
-        manage({**env, "E2E_SEED": json.dumps(seed)}, "shell", "-c", SEED)
-
         redis = RedisServer().start()
         stack.callback(redis.destroy)
         upstream = Upstream().start()
@@ -107,7 +138,12 @@ def deployment(tmp_path_factory, collected_static) -> Iterator[Deployment]:
             run_dir=root / "app",
             static_root=collected_static,
             provisioning_url=upstream.url,
-        ).start()
+        )
+        # Sessions are signed with the server's secret key.
+        seed = {"tenants": ALL_TENANTS, "staff_tenant": "gamma", "plan": PLAN, "staff": STAFF}
+        seed_env = {**env, "E2E_SEED": json.dumps(seed), "DJANGO_SECRET_KEY": app.secrets.django_secret_key}
+        member_cookies = json.loads(manage(seed_env, "shell", "-c", SEED).stdout.strip().splitlines()[-1])
+        app.start()
         stack.callback(app.stop)
         kubelet = Kubelet(app).start()
         stack.callback(kubelet.stop)
@@ -120,7 +156,7 @@ def deployment(tmp_path_factory, collected_static) -> Iterator[Deployment]:
             target_labels=TARGET_LABELS,
         ).start()
         stack.callback(prometheus.stop)
-        yield Deployment(postgres, redis, upstream, app, kubelet, prometheus)
+        yield Deployment(postgres, redis, upstream, app, kubelet, prometheus, member_cookies)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -234,27 +270,126 @@ def test_requests_of_two_tenants_are_counted_per_tenant(deployment):
     # From several clients at once, as an ingress would: the workers share the load.
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(
-            pool.map(lambda tenant: app.request("GET", "/", headers={"X-Tenant-ID": tenant}), requests)
+            pool.map(lambda tenant: app.request("GET", "/", headers=deployment.member(tenant)), requests)
         )
     assert [answer.status for answer in answers] == [200] * len(requests)
     served_by = {entry["pid"] for entry in app.access_log() if entry["path"] == "/"}
     assert len(served_by) >= 2, "one worker served everything: the sum across workers is not exercised"
 
-    expr = f'sum by (tenant) (http_requests_total{{job="{JOB}", tenant=~"alpha|beta"}})'
+    expr = f'sum by (tenant) (http_tenant_requests_total{{job="{JOB}", tenant=~"alpha|beta"}})'
     prometheus.wait_for(
         lambda: values_by(prometheus.query(expr), "tenant") == sent,
         timeout=DEADLINE,
         message="per-tenant request counts to reach what was sent",
         last=lambda: values_by(prometheus.query(expr), "tenant"),
     )
-    by_route = prometheus.query(
-        f'sum by (tenant, route, method, status) (http_requests_total{{job="{JOB}", tenant=~"alpha|beta"}})'
-    )
-    labels = ("tenant", "route", "method", "status")
-    assert {tuple(sample.labels[name] for name in labels) for sample in by_route} == {
-        ("alpha", "home", "GET", "200"),
-        ("beta", "home", "GET", "200"),
+    by_class = prometheus.query(f'http_tenant_requests_total{{job="{JOB}", tenant=~"alpha|beta"}}')
+    assert {(sample.labels["tenant"], sample.labels["status_class"]) for sample in by_class} == {
+        ("alpha", "2xx"),
+        ("beta", "2xx"),
     }
+    # The route's series carry no tenant.
+    home = prometheus.query(f'http_requests_total{{job="{JOB}", route="home"}}')
+    assert home and all(
+        set(sample.labels) >= {"method", "status"} and "tenant" not in sample.labels for sample in home
+    )
+
+
+def blocked_queries(postgres: PostgresServer) -> int:
+    with psycopg.connect(postgres.url("postgres"), autocommit=True) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).fetchone()[0]
+
+
+@contextlib.contextmanager
+def subscribers_locked(postgres: PostgresServer) -> Iterator[Callable[[], None]]:
+    """The subscriber table locked by another transaction; yields what cancels the queries waiting."""
+    with psycopg.connect(postgres.url("postgres")) as locker:
+        locker.execute("LOCK TABLE subscribers_subscriber IN ACCESS EXCLUSIVE MODE")
+
+        def cancel_waiting() -> None:
+            with psycopg.connect(postgres.url("postgres"), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+
+        try:
+            yield cancel_waiting
+        finally:
+            locker.rollback()
+
+
+def failed_slow_requests(deployment: Deployment, slug: str, count: int, *, held: float) -> list[int]:
+    """``count`` subscriber list requests of a member of ``slug`` that wait behind a lock for ``held``
+    seconds or more, then fail (their queries cancelled: a 500); their statuses. More requests than
+    the server serves at once: those queued are held in a later round."""
+    app, postgres = deployment.app, deployment.postgres
+    with subscribers_locked(postgres) as cancel_waiting, ThreadPoolExecutor(max_workers=count) as pool:
+        waiting = [
+            pool.submit(app.request, "GET", "/subscribers/", headers=deployment.member(slug))
+            for _ in range(count)
+        ]
+        while not all(future.done() for future in waiting):
+            wait_until(
+                lambda: blocked_queries(postgres) or all(future.done() for future in waiting),
+                timeout=30,
+                message="requests waiting on the lock",
+            )
+            time.sleep(held)  # how long the fault lasts, not a wait for something
+            cancel_waiting()
+        return [future.result().status for future in waiting]
+
+
+def test_the_thousandth_tenant_gets_its_own_error_ratio_and_p95(deployment):
+    """Every tenant up to the default cap keeps its label; the per-tenant error-ratio and latency
+    queries and alerts work for the 1,000th tenant admitted."""
+    app, prometheus = deployment.app, deployment.prometheus
+    target = max(ALL_TENANTS)  # admitted last: every other tenant's member sends a request first
+    assert len(ALL_TENANTS) == 1000
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        first = list(
+            pool.map(
+                lambda slug: app.request("GET", "/", headers=deployment.member(slug)).status,
+                [slug for slug in ALL_TENANTS if slug != target],
+            )
+        )
+    assert set(first) == {200}
+    assert app.request("GET", "/subscribers/", headers=deployment.member(target)).status == 200
+    tenants = f'count(count by (tenant) (http_tenant_requests_total{{job="{JOB}"}}))'
+    wait_for_value(prometheus, tenants, 1000)
+    assert not prometheus.query(f'http_tenant_requests_total{{job="{JOB}", tenant="other"}}')
+
+    # A failure first, seen by a scrape, so that the 5xx series exists before the rates below.
+    assert failed_slow_requests(deployment, target, 1, held=0) == [500]
+    wait_for_value(
+        prometheus, f'http_tenant_requests_total{{job="{JOB}", tenant="{target}", status_class="5xx"}}', 1
+    )
+    for _ in range(20):
+        assert app.request("GET", "/subscribers/", headers=deployment.member(target)).status == 200
+    assert failed_slow_requests(deployment, target, 20, held=1.5) == [500] * 20
+
+    selector = f'job="{JOB}", tenant="{target}"'
+    error_ratio = (
+        f'sum(rate(http_tenant_requests_total{{{selector}, status_class="5xx"}}[5m]))'
+        f" / sum(rate(http_tenant_requests_total{{{selector}}}[5m]))"
+    )
+    buckets = f"http_tenant_request_duration_seconds_bucket{{{selector}}}"
+    p95 = f"histogram_quantile(0.95, sum by (le) (rate({buckets}[5m])))"
+    prometheus.wait_for(
+        lambda: (
+            (single_value(prometheus, error_ratio) or 0) > 0.4 and (single_value(prometheus, p95) or 0) > 1
+        ),
+        timeout=DEADLINE,
+        message=f"the error ratio and p95 of {target} to show the failures",
+        last=lambda: (prometheus.query(error_ratio), prometheus.query(p95)),
+    )
+    # 20 of 41 requests failed (0.49), half of them after 1.5 s: p95 in the (1 s, 2.5 s] bucket.
+    assert single_value(prometheus, error_ratio) == pytest.approx(20 / 41, abs=0.1)
+    assert single_value(prometheus, p95) <= 2.5
+    for alert in ("HighErrorRate", "HighLatency"):
+        wait_for_alert(prometheus, alert, active=True, tenant=target)
+    assert not firing(prometheus, "HighErrorRate", tenant="alpha")
 
 
 # --- circuit breaker ----------------------------------------------------------------------------
@@ -333,7 +468,7 @@ def test_every_dashboard_expression_evaluates_against_live_prometheus(deployment
 
     # Traffic of every tenant now, so that the short rate windows below cover some.
     for tenant in TENANTS:
-        assert deployment.app.request("GET", "/", headers={"X-Tenant-ID": tenant}).status == 200
+        assert deployment.app.request("GET", "/", headers=deployment.member(tenant)).status == 200
     # The tenant variable, as Grafana fills its drop-down (label_values: the label values API).
     [(name, query)] = variable_queries(dashboard).items()
     selector, label = label_values_call(query)
