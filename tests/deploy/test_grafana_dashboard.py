@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .code_facts import grouping_labels, selectors
-from .conftest import DEPLOY, run, tool, unknown_series_and_labels
+from .conftest import DEPLOY, find, run, tool, unknown_series_and_labels
 
 DASHBOARD = DEPLOY / "grafana" / "dotmac-platform.json"
 # Grafana's built-in interval variables and the dashboard's own, as a query would see them.
@@ -95,7 +95,8 @@ def test_expressions_select_series_and_labels_the_app_exposes(dashboard, served_
 def test_tenant_variable_filters_the_per_tenant_panels(dashboard):
     (tenant,) = [v for v in dashboard["templating"]["list"] if v["name"] == "tenant"]
     assert tenant["multi"] and tenant["includeAll"] and tenant["allValue"] == ".*"
-    assert "http_requests_total" in tenant["query"]["query"] and tenant["query"]["query"].endswith(
+    # Tenants come from the tenant series: the tenants whose signed-in members made requests.
+    assert "http_tenant_requests_total{" in tenant["query"]["query"] and tenant["query"]["query"].endswith(
         ", tenant)"
     )
     per_tenant = [p for p in panels(dashboard) if "tenant" in p["title"].lower()]
@@ -116,11 +117,26 @@ def test_dashboard_shows_what_operators_need(dashboard):
                         return panel
         raise AssertionError(f"no panel shows {metric} {grouped_by or ''} {containing}")
 
-    panel_using("http_requests_total", grouped_by="tenant", containing="rate(")
-    error_ratio = panel_using("http_requests_total", grouped_by="tenant", containing='status=~"5.."')
-    assert error_ratio["fieldConfig"]["defaults"]["unit"] == "percentunit"
-    latency = panel_using("http_request_duration_seconds_bucket", grouped_by="tenant", containing="0.95")
-    assert latency["fieldConfig"]["defaults"]["unit"] == "s"
+    # Per tenant, from the tenant series; per route, from the route series: rate, 5xx ratio, p95 and p99.
+    for metric, label, five_xx in (
+        ("http_tenant_requests", "tenant", 'status_class="5xx"'),
+        ("http_requests", "route", 'status=~"5.."'),
+    ):
+        panel_using(f"{metric}_total", grouped_by=label, containing="rate(")
+        error_ratio = panel_using(f"{metric}_total", grouped_by=label, containing=five_xx)
+        assert error_ratio["fieldConfig"]["defaults"]["unit"] == "percentunit"
+        duration = metric.replace("requests", "request_duration_seconds") + "_bucket"
+        for quantile in ("0.95", "0.99"):
+            latency = panel_using(duration, grouped_by=label, containing=f"histogram_quantile({quantile},")
+            assert latency["fieldConfig"]["defaults"]["unit"] == "s"
+    # No panel asks the route series for a tenant, or the tenant series for a route.
+    for panel in panels(dashboard):
+        for target in panel["targets"]:
+            for name, matchers in selectors(target["expr"]):
+                if name.startswith("http_request"):
+                    assert "tenant" not in matchers and "tenant" not in grouping_labels(target["expr"]), name
+                if name.startswith("http_tenant_request"):
+                    assert "route" not in matchers and "route" not in grouping_labels(target["expr"]), name
     breakers = panel_using("circuit_breaker_state", grouped_by="breaker")
     assert breakers["type"] == "state-timeline"
     states = breakers["fieldConfig"]["defaults"]["mappings"][0]["options"]
@@ -143,3 +159,21 @@ def test_dashboard_is_well_formed(dashboard):
         assert panel["targets"], panel["title"]
     (datasource,) = [v for v in dashboard["templating"]["list"] if v["name"] == "datasource"]
     assert datasource["type"] == "datasource" and datasource["query"] == "prometheus"
+
+
+def test_dashboard_is_installed_as_a_configmap_for_grafanas_sidecar(rendered, overlays_rendered):
+    (configmap,) = [o for o in rendered if o["kind"] == "ConfigMap" and DASHBOARD.name in o.get("data", {})]
+    metadata = configmap["metadata"]
+    # kube-prometheus-stack's sidecar: the label grafana_dashboard "1", in Grafana's own namespace.
+    assert metadata["labels"]["grafana_dashboard"] == "1"
+    assert metadata["namespace"] == "dotmac-monitoring"
+    assert {o["metadata"]["name"] for o in rendered if o["kind"] == "Namespace"} >= {metadata["namespace"]}
+    # A fixed name: a hashed one would leave the previous copy behind, a second dashboard of one uid.
+    assert metadata["name"] == "dotmac-platform-dashboard"
+    assert configmap["data"] == {DASHBOARD.name: DASHBOARD.read_text()}
+    assert json.loads(configmap["data"][DASHBOARD.name])["uid"] == "dotmac-platform"
+    # kubectl apply keeps the whole object in an annotation, limited to 256 KiB.
+    assert len(DASHBOARD.read_bytes()) < 200 * 1024
+    # Production installs it; staging shares production's Grafana and leaves it out.
+    assert find(overlays_rendered["production"], "ConfigMap", "dotmac-platform-dashboard")
+    assert not [o for o in overlays_rendered["staging"] if o["metadata"]["name"] == metadata["name"]]
