@@ -134,6 +134,8 @@ def deploy_copy(tmp_path_factory) -> Path:
 
 
 OVERLAYS = ("production", "staging")
+# Components an overlay may add, each rendered on top of the production overlay.
+COMPONENTS = ("gateway-api",)
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +144,25 @@ def renders(rendered_text: str, deploy_copy: Path) -> dict[str, str]:
     (rendered with its Secrets, from a copy of deploy/ whose secret env files are filled in)."""
     names = sorted(p.name for p in (DEPLOY / "overlays").iterdir() if (p / "kustomization.yaml").exists())
     assert tuple(names) == tuple(sorted(OVERLAYS)), "every overlay is validated"
-    return {"base": rendered_text} | {name: render(deploy_copy / "overlays" / name) for name in OVERLAYS}
+    components = sorted(p.parent.name for p in (DEPLOY / "components").glob("*/kustomization.yaml"))
+    assert tuple(components) == tuple(sorted(COMPONENTS)), "every component is validated"
+    texts = {"base": rendered_text} | {name: render(deploy_copy / "overlays" / name) for name in OVERLAYS}
+    for component in COMPONENTS:
+        # An installation's overlay: production plus the component.
+        overlay = deploy_copy / "with-components" / component
+        overlay.mkdir(parents=True, exist_ok=True)
+        (overlay / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": ["../../overlays/production"],
+                    "components": [f"../../components/{component}"],
+                }
+            )
+        )
+        texts[f"production+{component}"] = render(overlay)
+    return texts
 
 
 @pytest.fixture(scope="session")

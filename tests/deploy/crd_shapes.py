@@ -1,9 +1,10 @@
 """Structural checks of the custom resources kubernetes-validate has no schema for.
 
-The prometheus-operator (ServiceMonitor, PrometheusRule) and cert-manager (Certificate,
-ClusterIssuer) objects are checked against the shape of their v1 APIs: the fields this project
-uses and their documented siblings, with types, required fields and enums. An unknown field is an
-error (as ``kubernetes-validate --strict`` treats built-in kinds), so a typo cannot slip through.
+The prometheus-operator (ServiceMonitor, PrometheusRule), cert-manager (Certificate, ClusterIssuer)
+and Gateway API (Gateway, HTTPRoute) objects are checked against the shape of their v1 APIs: the
+fields this project uses and their documented siblings, with types, required fields, enums, patterns
+and limits. An unknown field is an error (as ``kubernetes-validate --strict`` treats built-in kinds),
+so a typo cannot slip through.
 """
 
 from __future__ import annotations
@@ -128,6 +129,154 @@ PROMETHEUS_RULE = {
     ),
 }
 
+# Gateway API v1 (standard channel): Gateway and HTTPRoute, with the patterns, enums and limits of
+# their CRDs' schemas for the fields used here and their documented siblings.
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+HOSTNAME = ("string", {"pattern": r"^(\*\.)?" + DNS_SUBDOMAIN.lstrip("^")})
+SECTION_NAME = ("string", {"pattern": DNS_SUBDOMAIN})
+GATEWAY_DURATION = ("string", {"pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"})
+GROUP = ("string", {"pattern": r"^$|" + DNS_SUBDOMAIN})
+KIND = ("string", {"pattern": r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"})
+PORT_NUMBER = ("integer", {"range": (1, 65535)})
+PARENT_REFERENCE = {
+    "group": GROUP,
+    "kind": KIND,
+    "namespace": "string",
+    "name": "string!",
+    "sectionName": SECTION_NAME,
+    "port": PORT_NUMBER,
+}
+BACKEND_REFERENCE = {
+    "group": GROUP,
+    "kind": KIND,
+    "name": "string!",
+    "namespace": "string",
+    "port": PORT_NUMBER,
+}
+HEADER_MODIFIER = {
+    "set": [{"name": "string!", "value": "string!"}],
+    "add": [{"name": "string!", "value": "string!"}],
+    "remove": ["string"],
+}
+PATH_MODIFIER = {
+    "type": ("string!", {"enum": ["ReplaceFullPath", "ReplacePrefixMatch"]}),
+    "replaceFullPath": "string",
+    "replacePrefixMatch": "string",
+}
+HTTP_ROUTE_FILTER = {
+    "type": (
+        "string!",
+        {
+            "enum": [
+                "RequestHeaderModifier",
+                "ResponseHeaderModifier",
+                "RequestMirror",
+                "RequestRedirect",
+                "URLRewrite",
+                "ExtensionRef",
+            ]
+        },
+    ),
+    "requestHeaderModifier": HEADER_MODIFIER,
+    "responseHeaderModifier": HEADER_MODIFIER,
+    "requestMirror": {"backendRef": (BACKEND_REFERENCE, {"required": True})},
+    "requestRedirect": {
+        "scheme": ("string", {"enum": ["http", "https"]}),
+        "hostname": HOSTNAME,
+        "path": PATH_MODIFIER,
+        "port": PORT_NUMBER,
+        "statusCode": ("integer", {"enum": [301, 302]}),
+    },
+    "urlRewrite": {"hostname": HOSTNAME, "path": PATH_MODIFIER},
+    "extensionRef": {"group": "string!", "kind": "string!", "name": "string!"},
+}
+HTTP_ROUTE_MATCH = {
+    "path": {
+        "type": ("string", {"enum": ["Exact", "PathPrefix", "RegularExpression"]}),
+        "value": ("string", {"pattern": r"^/.*$"}),
+    },
+    "headers": [
+        {"type": ("string", {"enum": ["Exact", "RegularExpression"]}), "name": "string!", "value": "string!"}
+    ],
+    "queryParams": [
+        {"type": ("string", {"enum": ["Exact", "RegularExpression"]}), "name": "string!", "value": "string!"}
+    ],
+    "method": (
+        "string",
+        {"enum": ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]},
+    ),
+}
+GATEWAY = {
+    "apiVersion": ("string!", {"enum": [GATEWAY_API]}),
+    "kind": ("string!", {"enum": ["Gateway"]}),
+    "metadata": (METADATA, {"required": True}),
+    "spec": (
+        {
+            "gatewayClassName": ("string!", {"pattern": DNS_SUBDOMAIN}),
+            "addresses": [{"type": "string", "value": "string!"}],
+            "infrastructure": {
+                "labels": ("map", "string"),
+                "annotations": ("map", "string"),
+                "parametersRef": {"group": "string!", "kind": "string!", "name": "string!"},
+            },
+            "listeners": (
+                [
+                    {
+                        "name": ("string!", {"pattern": DNS_SUBDOMAIN}),
+                        "hostname": HOSTNAME,
+                        "port": ("integer!", {"range": (1, 65535)}),
+                        "protocol": ("string!", {"enum": ["HTTP", "HTTPS", "TLS", "TCP", "UDP"]}),
+                        "tls": {
+                            "mode": ("string", {"enum": ["Terminate", "Passthrough"]}),
+                            "certificateRefs": [
+                                {"group": GROUP, "kind": KIND, "name": "string!", "namespace": "string"}
+                            ],
+                            "options": ("map", "string"),
+                        },
+                        "allowedRoutes": {
+                            "namespaces": {
+                                "from": ("string", {"enum": ["All", "Selector", "Same"]}),
+                                "selector": LABEL_SELECTOR,
+                            },
+                            "kinds": [{"group": GROUP, "kind": "string!"}],
+                        },
+                    }
+                ],
+                {"required": True, "max_items": 64},
+            ),
+        },
+        {"required": True},
+    ),
+}
+HTTP_ROUTE = {
+    "apiVersion": ("string!", {"enum": [GATEWAY_API]}),
+    "kind": ("string!", {"enum": ["HTTPRoute"]}),
+    "metadata": (METADATA, {"required": True}),
+    "spec": (
+        {
+            "parentRefs": ([PARENT_REFERENCE], {"max_items": 32}),
+            "hostnames": ([HOSTNAME], {"max_items": 16}),
+            "rules": (
+                [
+                    {
+                        "name": SECTION_NAME,
+                        "matches": ([HTTP_ROUTE_MATCH], {"max_items": 64}),
+                        "filters": ([HTTP_ROUTE_FILTER], {"max_items": 16}),
+                        "backendRefs": (
+                            [{**BACKEND_REFERENCE, "weight": "integer", "filters": [HTTP_ROUTE_FILTER]}],
+                            {"max_items": 16},
+                        ),
+                        "timeouts": {"request": GATEWAY_DURATION, "backendRequest": GATEWAY_DURATION},
+                    }
+                ],
+                {"max_items": 16},
+            ),
+        },
+        {"required": True},
+    ),
+}
+
 ISSUER_REF = {"name": "string!", "kind": "string", "group": "string"}
 CERTIFICATE = {
     "apiVersion": ("string!", {"enum": ["cert-manager.io/v1"]}),
@@ -176,7 +325,12 @@ CLUSTER_ISSUER = {
                                 "class": "string",
                                 "name": "string",
                                 "serviceType": "string",
-                            }
+                            },
+                            "gatewayHTTPRoute": {
+                                "parentRefs": [PARENT_REFERENCE],
+                                "labels": ("map", "string"),
+                                "serviceType": "string",
+                            },
                         },
                     }
                 ],
@@ -191,6 +345,8 @@ SHAPES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
     ("cert-manager.io/v1", "Certificate"): CERTIFICATE,
     ("cert-manager.io/v1", "ClusterIssuer"): CLUSTER_ISSUER,
+    (GATEWAY_API, "Gateway"): GATEWAY,
+    (GATEWAY_API, "HTTPRoute"): HTTP_ROUTE,
 }
 
 _SCALARS = {
@@ -227,6 +383,10 @@ def problems(value: Any, shape: Shape, path: str = "") -> list[str]:
 
             if not re.fullmatch(options["pattern"], value):
                 found.append(f"{path}: {value!r} does not match {options['pattern']}")
+        if "range" in options:
+            low, high = options["range"]
+            if not low <= value <= high:
+                found.append(f"{path}: {value} is not within {low}..{high}")
         return found
     if isinstance(shape, tuple) and shape[0] == "map":
         if not isinstance(value, dict):
@@ -235,7 +395,10 @@ def problems(value: Any, shape: Shape, path: str = "") -> list[str]:
     if isinstance(shape, list):
         if not isinstance(value, list):
             return [f"{path}: expected a list"]
-        return [p for i, item in enumerate(value) for p in problems(item, shape[0], f"{path}[{i}]")]
+        found = [p for i, item in enumerate(value) for p in problems(item, shape[0], f"{path}[{i}]")]
+        if "max_items" in options and len(value) > options["max_items"]:
+            found.append(f"{path}: {len(value)} items, at most {options['max_items']}")
+        return found
     if isinstance(shape, dict):
         if not isinstance(value, dict):
             return [f"{path}: expected an object"]

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import DEPLOY, KUBERNETES_DIR, OVERLAYS, load_all, run, tool
-from .crd_shapes import SHAPES, problems
+from .conftest import COMPONENTS, DEPLOY, KUBERNETES_DIR, OVERLAYS, load_all, run, tool
+from .crd_shapes import GATEWAY_API, SHAPES, problems
+
+GATEWAY_API_KINDS = {(GATEWAY_API, "Gateway"), (GATEWAY_API, "HTTPRoute")}
 
 KUBERNETES_VERSIONS_REQUIRED = ("1.30.0",)
-CUSTOM_API_GROUPS = ("monitoring.coreos.com/", "cert-manager.io/")
+CUSTOM_API_GROUPS = ("monitoring.coreos.com/", "cert-manager.io/", "gateway.networking.k8s.io/")
 # What operators apply: the base (deploy/kubernetes) and each overlay (deploy/overlays).
-RENDERS = ("base", *OVERLAYS)
+RENDERS = ("base", *OVERLAYS, *(f"production+{component}" for component in COMPONENTS))
 
 
 def is_custom(obj: dict) -> bool:
@@ -84,7 +86,9 @@ def test_custom_resources_match_the_operator_apis(name, renders):
     kinds = {(o["apiVersion"], o["kind"]) for o in custom}
     assert kinds <= set(SHAPES), f"no shape to check {kinds - set(SHAPES)} against"
     if name == "base":
-        assert kinds == set(SHAPES), "every shape is used"
+        assert kinds | GATEWAY_API_KINDS == set(SHAPES), "every shape is used"
+    if name == "production+gateway-api":
+        assert GATEWAY_API_KINDS <= kinds
     for obj in custom:
         found = problems(obj, SHAPES[(obj["apiVersion"], obj["kind"])])
         assert not found, f"{obj['kind']}/{obj['metadata']['name']}: " + "; ".join(found)
@@ -100,6 +104,25 @@ def test_structural_check_rejects_typos_and_wrong_types():
     found = problems(monitor, SHAPES[("monitoring.coreos.com/v1", "ServiceMonitor")])
     assert any("intervall: unknown field" in p for p in found)
     assert any("interval: expected string" in p for p in found)
+    route = {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": {"name": "x"},
+        "spec": {
+            "hostnames": ["Portal.example.org"],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "Prefix", "value": "/"}}],
+                    "backendRefs": [{"name": "svc", "port": 70000}],
+                    "timeouts": {"request": "65 s", "backendRequst": "65s"},
+                }
+            ],
+        },
+    }
+    found = problems(route, SHAPES[(GATEWAY_API, "HTTPRoute")])
+    for expected in ("hostnames[0]", "'Prefix' is not one of", "70000 is not within", "request: '65 s'",
+                     "backendRequst: unknown field"):  # fmt: skip
+        assert any(expected in p for p in found), (expected, found)
 
 
 @pytest.fixture(scope="session")
