@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from apps.ops.breakers.config import DEFAULT_CONFIG
 from apps.ops.shutdown.gunicorn_internals import ABORT_GRACE_SECONDS, ACCEPT_QUEUE_WAIT_SECONDS
 from tests.fleet.ingress import setting
 from tests.fleet.manifests import WebTier
@@ -43,6 +44,8 @@ settings = runpy.run_path(sys.argv[1])
 print(json.dumps({name: settings[name] for name in sys.argv[2:]}))
 """
 SETTINGS = ("graceful_timeout", "keepalive", "timeout", "DRAIN_DELAY_SECONDS")
+# What a request does besides waiting on an outbound call (queries, rendering), at most.
+REQUEST_MARGIN_SECONDS = 1.0
 
 
 def server_settings(env: dict[str, str]) -> dict[str, float]:
@@ -81,6 +84,7 @@ class TerminationBudget:
     graceful_timeout: float
     abort_grace: float
     grace_period: float  # terminationGracePeriodSeconds
+    longest_request: float  # the longest outbound call a request may wait on (breakers' request_timeout)
 
     @property
     def steps(self) -> dict[str, float]:
@@ -102,9 +106,22 @@ class TerminationBudget:
         """Seconds from the deletion during which the pod still accepts new connections."""
         return self.pre_stop + self.drain_delay
 
+    def time_for_a_request(self, *, propagation_lag: float) -> float:
+        """How long a request the ingress sends at the last moment (``propagation_lag`` after the
+        deletion) may run before its worker is killed at the graceful deadline (the accept-queue wait
+        counted as nothing: it may be)."""
+        return self.pre_stop + self.drain_delay + self.graceful_timeout - propagation_lag
+
     def problems(self, *, propagation_lag: float) -> list[str]:
         """What breaks the budget (empty: it holds) for an endpoint change taking ``propagation_lag``."""
         found = []
+        allowed = self.time_for_a_request(propagation_lag=propagation_lag)
+        if self.longest_request + REQUEST_MARGIN_SECONDS > allowed:
+            found.append(
+                f"the longest request ({self.longest_request:g} s, the breakers' request_timeout, "
+                f"+ {REQUEST_MARGIN_SECONDS:g} s) may be cut: one the ingress sends {propagation_lag:g} s "
+                f"after the deletion has {allowed:g} s before the graceful timeout kills its worker"
+            )
         if self.longest_stop > self.grace_period:
             steps = " + ".join(f"{name} {value:g}" for name, value in self.steps.items())
             found.append(
@@ -120,8 +137,20 @@ class TerminationBudget:
         return found
 
 
+def longest_request(env: Mapping[str, str]) -> float:
+    """The longest a request may wait on an outbound call: the largest ``request_timeout`` among the
+    breakers (the default, and those ``CIRCUIT_BREAKERS`` configures). Everything else a request does
+    (queries, rendering) is counted in :data:`REQUEST_MARGIN_SECONDS`."""
+    configured = json.loads(env.get("CIRCUIT_BREAKERS") or "{}")
+    timeouts = [
+        float(values.get("request_timeout", DEFAULT_CONFIG.request_timeout)) for values in configured.values()
+    ]
+    return max([DEFAULT_CONFIG.request_timeout, *timeouts])
+
+
 def termination_budget(web: WebTier) -> TerminationBudget:
-    settings = server_settings(pod_environment(web))
+    env = pod_environment(web)
+    settings = server_settings(env)
     return TerminationBudget(
         pre_stop=pre_stop_seconds(web.container.pre_stop),
         drain_delay=settings["DRAIN_DELAY_SECONDS"],
@@ -129,6 +158,7 @@ def termination_budget(web: WebTier) -> TerminationBudget:
         graceful_timeout=settings["graceful_timeout"],
         abort_grace=ABORT_GRACE_SECONDS,
         grace_period=web.termination_grace_seconds,
+        longest_request=longest_request(env),
     )
 
 

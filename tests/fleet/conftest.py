@@ -103,7 +103,7 @@ def _operation_row(name: str, figures: dict) -> str:
         f"{figures['operation_seconds']:>5.1f}s "
         f"{figures['requests']:>8} {figures['failed']:>6} {figures['acknowledged_posts']:>9} "
         f"{figures['acknowledged_lost']:>4} {figures['applied_twice']:>5} "
-        f"{figures['slowest_stop_seconds']:>11.1f}s"
+        + (f"{figures['slowest_stop_seconds']:>11.1f}s" if figures["pods_deleted"] else f"{'-':>12}")
     )
 
 

@@ -230,7 +230,7 @@ class Controller:
         # Timers of two changes made moments apart (two pods turning ready together) can fire in
         # either order; the ingress takes the newest ready set and ignores an older one arriving late.
         with self._apply_lock:
-            if number > self._applied:
+            if number > self._applied and not self._stop.is_set():
                 self._applied = number
                 self.ingress.set_endpoints(ports)
 
@@ -245,5 +245,7 @@ class Controller:
         self._stop.set()
         for timer in self._timers:
             timer.cancel()
+        with self._apply_lock:  # an ingress change under way finishes before the ingress is stopped
+            pass
         for thread in self._threads:
             thread.join(timeout=5)

@@ -1,5 +1,6 @@
-"""The routine operations: rolling update, node drain, scaling and a killed pod, under load; and
-POSTs on upstream connections idle for as long as the shorter keep-alive timeout.
+"""The routine operations: rolling update, node drain, scaling and a killed pod, under load; POSTs
+on upstream connections idle for as long as the shorter keep-alive timeout; and the longest request
+the app allows, sent to a pod at the last moment before the ingress learns of its deletion.
 
 Each function runs one operation on a started :class:`~tests.fleet.cluster.Fleet` of the manifests'
 replica count, with staff loading the site through the ingress before, during and after it, and
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.fleet.budget import KeepAlive
+from tests.fleet.budget import KeepAlive, TerminationBudget
 from tests.fleet.cluster import Fleet
 from tests.fleet.deployment import Deployment
 from tests.fleet.load import Outcome, StaffMember, pages
@@ -272,4 +274,45 @@ def idle_upstream_posts(fleet: Fleet, timeouts: KeepAlive, *, posts: int = 50, s
         "over_the_timeout_reused": sum(1 for r in over if r["reused"]),
         "over_the_timeout": len(over),
         **posts_in_database(fleet, sent),
+    }
+
+
+# --- 6. The longest request, sent to a pod being deleted at the last moment ------------------------
+
+
+def _killed_at_the_deadline(pod: Pod) -> int | None:
+    """Workers the pod's drain killed at the graceful deadline (its summary line), None if no line."""
+    found = re.findall(r"(\d+) killed at the graceful deadline", pod.server.stderr_text())
+    return int(found[-1]) if found else None
+
+
+def longest_request_at_deletion(fleet: Fleet, budget: TerminationBudget) -> dict:
+    """An activation waiting on a provisioning API slower than the breakers' request_timeout, sent to a
+    pod just before its deletion reaches the ingress (through a lane to that pod: the last request the
+    ingress may send it), while the pod drains."""
+    pod = fleet.controller.pods[0]
+    [lane] = fleet.ingress.open_lanes([(pod.http_port, "127.0.1.250")])
+    member = StaffMember(
+        lane, fleet.host, "127.0.2.250", dict(fleet.staff()[0].cookies), timeout=budget.grace_period + 30
+    )
+    subscriber = fleet.seeded["pending"][0]
+    member.request("detail", "GET", f"/subscribers/{subscriber}/")  # the Activate form's CSRF token
+    fleet.provisioning.delay = budget.longest_request + 5  # slower than any call may wait
+    deployment = Deployment(fleet)
+    deployment.delete(pod)
+    deleted_at = deployment.deletions[-1].deleted_at
+    hold(max(0.0, deleted_at + fleet.propagation_lag - 0.2 - time.monotonic()))
+    activation = member.request("activate", "POST", f"/subscribers/{subscriber}/activate/", {})
+    deployment.wait_stopped(timeout=fleet.web.termination_grace_seconds + 10)
+    return {
+        "propagation_lag": fleet.propagation_lag,
+        "longest_request_seconds": budget.longest_request,
+        "time_for_a_request_seconds": budget.time_for_a_request(propagation_lag=fleet.propagation_lag),
+        "sent_after_deletion_seconds": activation.started - deleted_at,
+        "request_seconds": activation.seconds,
+        "status": activation.status,
+        "subscriber_status": fleet.statuses([subscriber])[subscriber],
+        "pod_stopped_after_seconds": deployment.deletions[-1].seconds,
+        "workers_killed_at_the_graceful_deadline": _killed_at_the_deadline(pod),
+        "grace_period_seconds": fleet.web.termination_grace_seconds,
     }

@@ -67,9 +67,9 @@ FULL = Form(
     after=15,
     provisioning_outage=60,
     slow_clients=20,
-    operation_baseline=10,
-    operation_after=10,
-    scaled_out_hold=15,
+    operation_baseline=6,
+    operation_after=6,
+    scaled_out_hold=10,
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fleet import operations
-from tests.fleet.budget import keep_alive
+from tests.fleet.budget import keep_alive, termination_budget
 
 pytestmark = [pytest.mark.fleet, pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -92,3 +92,20 @@ def test_posts_on_upstream_connections_idle_for_about_the_shorter_keepalive_time
     # What the lanes were for: under the timeout the idle connection carried the POST, over it a new one.
     assert figures["under_the_timeout_reused"] == figures["under_the_timeout"] > 0
     assert figures["over_the_timeout_reused"] == 0 and figures["over_the_timeout"] > 0
+
+
+def test_the_longest_request_sent_to_a_pod_at_the_last_moment_before_its_deletion_gets_a_clean_answer(
+    fleet_factory, record, propagation_lag
+):
+    fleet = fleet_factory(propagation_lag=propagation_lag, pending=1)
+    budget = termination_budget(fleet.web)
+    figures = record(
+        f"10. Longest request at a deletion, lag {propagation_lag:g} s",
+        operations.longest_request_at_deletion(fleet, budget),
+    )
+    assert figures["sent_after_deletion_seconds"] < propagation_lag  # the ingress could still send it
+    assert figures["request_seconds"] >= budget.longest_request  # it waited the breakers' longest
+    assert figures["status"] == 302, figures  # the app's answer (the subscriber stays pending), not a 502
+    assert figures["subscriber_status"] == "pending"
+    assert figures["workers_killed_at_the_graceful_deadline"] == 0
+    assert figures["pod_stopped_after_seconds"] <= figures["grace_period_seconds"]
