@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from .conftest import find, pod_templates
+from .conftest import REPO, find, pod_templates
 from .test_kubernetes_spec import quantity
 
+DEPLOYMENT_DOC = REPO / "docs" / "DEPLOYMENT.md"
 SEED_NAMESPACES = {"dotmac-production", "dotmac-monitoring", "dotmac-ingress"}
 STAGING = "dotmac-staging"
 APP_IMAGE = "registry.example.com/dotmac/dotmac-platform"
@@ -114,3 +115,25 @@ def test_every_overlay_renders_the_objects_it_states_once(overlays_rendered):
     for name, objects in overlays_rendered.items():
         ids = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
         assert len(ids) == len(set(ids)), name
+
+
+def measured_working_sets() -> dict[str, float]:
+    """The pod working sets docs/DEPLOYMENT.md records ("Autoscaling on memory"), in MiB, by state."""
+    section = DEPLOYMENT_DOC.read_text().split("**Autoscaling on memory.**", 1)[1].split("\n\n**", 1)[0]
+    rows = re.findall(r"^\| (at rest|after load)[^|]*\|(?:[^|]*\|){3} ([0-9.]+) MiB \|", section, re.M)
+    return {state: float(value) for state, value in rows}
+
+
+@pytest.mark.parametrize("overlay", ["production", "staging"])
+def test_an_idle_fleet_stays_below_the_autoscalers_memory_target(overlay, overlays_rendered):
+    objects = overlays_rendered[overlay]
+    measured = measured_working_sets()
+    assert set(measured) == {"at rest", "after load"}, "the docs record both figures"
+    hpa = find(objects, "HorizontalPodAutoscaler", "dotmac-platform")["spec"]
+    (memory,) = [m["resource"]["target"] for m in hpa["metrics"] if m["resource"]["name"] == "memory"]
+    web = {name: c for name, c in app_containers(objects)}["dotmac-platform"]["resources"]
+    target_mib = quantity(web["requests"]["memory"]) * memory["averageUtilization"] / 100 / 2**20
+    # Room for the page cache the kubelet also counts, and for growth with more tenants.
+    assert target_mib >= 2 * measured["at rest"], (overlay, target_mib, measured)
+    assert target_mib >= 1.5 * measured["after load"], (overlay, target_mib, measured)
+    assert quantity(web["limits"]["memory"]) / 2**20 >= 4 * measured["after load"], "OOM headroom"
