@@ -175,6 +175,10 @@ def test_rule_thresholds_match_what_the_code_records(rules):
     assert threshold, "CircuitBreakerOpen fires at or above a state code"
     assert STATE_CODES[STATE_CLOSED] < float(threshold.group(1))
     assert float(threshold.group(1)) <= min(STATE_CODES[STATE_OPEN], STATE_CODES[STATE_HALF_OPEN])
+    # The transitions counter's "to" label carries the state names; the flapping alert counts openings
+    # and closings.
+    states = [m["to"] for _, m in selectors(by_name["CircuitBreakerFlapping"]["expr"])]
+    assert sorted(states) == sorted([STATE_OPEN, STATE_CLOSED])
 
 
 def test_alerts_name_what_is_involved_and_link_a_runbook(rules, rendered):
@@ -207,6 +211,7 @@ def test_alerts_name_what_is_involved_and_link_a_runbook(rules, rendered):
         "HighMemory": "pod",
         "HighCPU": "pod",
         "RouteHighErrorRate": "route",
+        "CircuitBreakerFlapping": "breaker",
         "PodCrashLooping": "pod",
         "PodRestarting": "pod",
         "DeploymentReplicasUnavailable": "deployment",
