@@ -88,3 +88,23 @@ def test_a_changed_secret_changes_its_name_in_the_pod_templates_and_the_servicem
     for workload, names in referenced_names(after).items():
         secret_refs = {n for n in names if not n.startswith("dotmac-platform-config")}
         assert secret_refs <= rendered_secrets, workload
+
+
+def test_a_setting_patched_by_an_overlay_is_in_the_hash_too(deploy_dir):
+    """An installation sets its values with patches in its own overlay: those roll the pods as well."""
+    overlay = deploy_dir / "installation"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../overlays/production]\n"
+        "patches:\n"
+        "  - target: {kind: ConfigMap, name: dotmac-platform-config}\n"
+        "    patch: |-\n"
+        "      - {op: replace, path: /data/LOG_LEVEL, value: WARNING}\n"
+    )
+    before = load_all(render(deploy_dir / "overlays" / "production"))
+    after = load_all(render(overlay))
+    old_name = find(before, "ConfigMap", "dotmac-platform-config")["metadata"]["name"]
+    new_map = find(after, "ConfigMap", "dotmac-platform-config")
+    assert new_map["data"]["LOG_LEVEL"] == "WARNING" and new_map["metadata"]["name"] != old_name
+    for workload in APP_WORKLOADS:
+        assert new_map["metadata"]["name"] in referenced_names(after)[workload], workload
