@@ -197,6 +197,10 @@ class Fleet:
         found = dict(rows)
         return {email: found.get(email, 0) for email in emails}
 
+    def subscriber_count(self) -> int:
+        with self.database() as connection:
+            return connection.execute("SELECT count(*) FROM subscribers_subscriber").fetchone()[0]
+
     def statuses(self, ids: list[int]) -> dict[int, str]:
         with self.database() as connection:
             return dict(

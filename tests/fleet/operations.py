@@ -1,6 +1,7 @@
 """The routine operations: rolling update, node drain, scaling and a killed pod, under load; POSTs
 on upstream connections idle for as long as the shorter keep-alive timeout; and the longest request
-the app allows, sent to a pod at the last moment before the ingress learns of its deletion.
+the app allows, sent to a pod at the last moment before the ingress learns of its deletion; and an
+expand migration (a column added, then backfilled) behind a long transaction while pods serve.
 
 Each function runs one operation on a started :class:`~tests.fleet.cluster.Fleet` of the manifests'
 replica count, with staff loading the site through the ingress before, during and after it, and
@@ -19,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import psycopg
 
 from tests.fleet.budget import KeepAlive, TerminationBudget
 from tests.fleet.cluster import Fleet
@@ -315,4 +318,100 @@ def longest_request_at_deletion(fleet: Fleet, budget: TerminationBudget) -> dict
         "pod_stopped_after_seconds": deployment.deletions[-1].seconds,
         "workers_killed_at_the_graceful_deadline": _killed_at_the_deadline(pod),
         "grace_period_seconds": fleet.web.termination_grace_seconds,
+    }
+
+
+# --- 7. An expand migration behind a long transaction, while the pods serve -------------------------
+
+MIGRATED_TABLE = "subscribers_subscriber"
+BACKFILL_BATCH = 50
+
+
+def _migrate_until_applied(
+    fleet: Fleet, *, lock_timeout: float | None, retry: float, deadline: float
+) -> list:
+    """The migration Job's work, retried as a Job's pod restarts: add a nullable column (an expand
+    step: the code still running never names it) with ``lock_timeout`` (None: PostgreSQL's default,
+    wait for ever). Returns each attempt as (start, seconds, error or "")."""
+    attempts = []
+    while True:
+        began = time.monotonic()
+        try:
+            with fleet.database() as connection:
+                if lock_timeout is not None:
+                    connection.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
+                connection.execute(f"ALTER TABLE {MIGRATED_TABLE} ADD COLUMN fleet_contact text")
+            attempts.append((began, time.monotonic() - began, ""))
+            return attempts
+        except psycopg.errors.LockNotAvailable as exc:
+            attempts.append((began, time.monotonic() - began, type(exc).__name__))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"migration not applied after {len(attempts)} attempts")
+        hold(retry)
+
+
+def _backfill(fleet: Fleet) -> int:
+    """Fill the new column in batches, a transaction each, so no batch holds row locks for long."""
+    done = 0
+    with fleet.database() as connection:
+        while True:
+            updated = connection.execute(
+                f"UPDATE {MIGRATED_TABLE} SET fleet_contact = email WHERE id IN "
+                f"(SELECT id FROM {MIGRATED_TABLE} WHERE fleet_contact IS NULL LIMIT {BACKFILL_BATCH})"
+            ).rowcount
+            if not updated:
+                return done
+            done += updated
+
+
+def migration_behind_a_long_transaction(fleet: Fleet, form: Form, *, lock_timeout: float | None) -> dict:
+    """Under load: a transaction reads the subscribers table and stays open ``form.long_transaction``
+    seconds; meanwhile the migration adds a column to it (waiting for its lock, with ``lock_timeout``
+    or without), retried every 3 s, then backfills it; the pods keep running the code before it."""
+    load = fleet.load().start()
+    began = time.monotonic()
+    try:
+        hold(form.operation_baseline)
+        rows_before = fleet.subscriber_count()
+        opened = time.monotonic()
+        result: dict = {}
+
+        def migrate() -> None:
+            result["attempts"] = _migrate_until_applied(
+                fleet, lock_timeout=lock_timeout, retry=3.0, deadline=opened + 120
+            )
+
+        migrating = threading.Thread(target=migrate, daemon=True)
+        with fleet.database() as reader, reader.transaction():
+            reader.execute(f"SELECT count(*) FROM {MIGRATED_TABLE}").fetchone()  # holds ACCESS SHARE
+            migrating.start()
+            hold(form.long_transaction)
+        closed = time.monotonic()
+        migrating.join(timeout=130)
+        backfilled = _backfill(fleet)
+        hold(form.operation_after)
+    finally:
+        outcomes = load.stop()
+    attempts = result.get("attempts", [])
+    blocked = pages(outcomes, opened, closed + 1)
+    with fleet.database() as connection:
+        left = connection.execute(f"SELECT count(*) FROM {MIGRATED_TABLE} WHERE fleet_contact IS NULL")
+    return {
+        "lock_timeout_seconds": lock_timeout,
+        "long_transaction_seconds": closed - opened,
+        "attempts": len(attempts),
+        "attempts_failed_fast": sum(1 for _start, _seconds, error in attempts if error),
+        "slowest_attempt_seconds": max((seconds for _start, seconds, _error in attempts), default=0.0),
+        "applied_after_the_transaction_seconds": (attempts[-1][0] + attempts[-1][1] - closed)
+        if attempts
+        else None,
+        "rows_before": rows_before,
+        "backfilled_rows": backfilled,
+        # Created afterwards by the code still running, which knows nothing of the column: the next
+        # release writes it and backfills again before a later one may rely on it (contract).
+        "rows_created_since_without_it": left.fetchone()[0],
+        **window(outcomes, began, float("inf")),
+        "failed": sum(1 for o in pages(outcomes) if not o.ok),
+        "slowest_page_while_blocked_seconds": max((o.seconds for o in blocked), default=0.0),
+        **posts_in_database(fleet, outcomes),
     }

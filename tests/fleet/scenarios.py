@@ -42,6 +42,8 @@ class Form:
     # The test's overlay of the ingress controller's upstream-keep-alive-timeout (None: its default),
     # so that the short form's connections idle for seconds, not a minute.
     ingress_keepalive_timeout: float | None = None
+    # The migration scenario: how long a transaction holds the table the migration alters.
+    long_transaction: float = 6
 
 
 SHORT = Form(
@@ -70,6 +72,7 @@ FULL = Form(
     operation_baseline=6,
     operation_after=6,
     scaled_out_hold=10,
+    long_transaction=15,
 )
 
 
