@@ -199,6 +199,7 @@ EXTERNAL_SERIES = {
     "kube_job_failed": "kube-state-metrics",
     "kube_cronjob_status_last_successful_time": "kube-state-metrics",
     "kube_cronjob_spec_suspend": "kube-state-metrics",
+    "kube_cronjob_created": "kube-state-metrics",
 }
 # Labels Prometheus attaches to every series scraped through the ServiceMonitor.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "endpoint", "container"}
