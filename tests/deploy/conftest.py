@@ -194,6 +194,7 @@ EXTERNAL_SERIES = {
     "kube_pod_container_status_restarts_total": "kube-state-metrics",
     "kube_deployment_spec_replicas": "kube-state-metrics",
     "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_deployment_status_replicas_updated": "kube-state-metrics",
     "kube_horizontalpodautoscaler_status_desired_replicas": "kube-state-metrics",
     "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics",
     "kube_job_failed": "kube-state-metrics",

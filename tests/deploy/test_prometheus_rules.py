@@ -68,6 +68,16 @@ def test_promtool_unit_tests_pass():
     assert "SUCCESS" in result.stdout
 
 
+def test_every_alert_waits_between_one_and_five_minutes(rules):
+    """Longer spans (a crash loop's 2-minute window, the HPA's 15 minutes at its maximum) live in the
+    expression: the end-to-end suite runs the rules with every ``for`` divided by 60."""
+    units = {"m": 60, "s": 1}
+    for rule in rules:
+        duration = re.fullmatch(r"([0-9]+)([ms])", rule.get("for", "0s"))
+        assert duration, rule["alert"]
+        assert 60 <= int(duration.group(1)) * units[duration.group(2)] <= 300, rule["alert"]
+
+
 def test_every_alert_has_a_case_that_fires_and_one_that_does_not(rules):
     alerts = {r["alert"] for r in rules if "alert" in r}
     assert alerts >= SPECIFIED_ALERTS | WORKLOAD_ALERTS
