@@ -76,7 +76,7 @@ class Fleet:
         self.controller: Controller | None = None
         self.cron: CronRunner | None = None
         self.seeded: dict = {}
-        self._pod_count = 0
+        self._pods: list[Pod] = []  # every pod created, deleted ones too (their directories go last)
 
     # --- Life cycle -----------------------------------------------------------------------------
 
@@ -130,14 +130,14 @@ class Fleet:
 
     def add_pod(self, version: str = "fleet-1") -> Pod:
         pod = Pod(
-            f"web-{self._pod_count}",
+            f"web-{len(self._pods)}",
             self.web.container,
             env=self.env,
             static_root=self.static_root,
             version=version,
             grace_seconds=self.web.termination_grace_seconds,
         )
-        self._pod_count += 1
+        self._pods.append(pod)
         return self.controller.add(pod)
 
     def destroy(self) -> None:
@@ -145,7 +145,7 @@ class Fleet:
         steps = [
             lambda: self.cron and self.cron.stop(),
             lambda: self.controller and self.controller.stop(),
-            *[(lambda pod=pod: pod.destroy()) for pod in (self.controller.pods if self.controller else [])],
+            *[(lambda pod=pod: pod.destroy()) for pod in self._pods],
             lambda: self.ingress and self.ingress.destroy(),
             lambda: self.provisioning and self.provisioning.stop(),
             lambda: self.redis and self.redis.destroy(),
