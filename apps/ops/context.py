@@ -5,6 +5,7 @@ imports a business app.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
 
@@ -22,8 +23,12 @@ def current_tenant_slug() -> str | None:
     return _tenant_function(path)() if path else None
 
 
-def request_identity(request: object) -> tuple[bool, str | None]:
-    """(whether a user is logged in, the slug of the tenant the request speaks for: its user is a
-    member), from what the request already established; (False, None) with no function set."""
+def _no_identity(request: object) -> tuple[bool, str | None]:
+    return False, None
+
+
+def request_identity_function() -> Callable[[object], tuple[bool, str | None]]:
+    """The function that tells, for a request, (whether a user is logged in, the slug of the tenant
+    the request speaks for: its user is a member), from what the request already established."""
     path = settings.OPS_REQUEST_IDENTITY_FUNCTION
-    return _tenant_function(path)(request) if path else (False, None)
+    return _tenant_function(path) if path else _no_identity

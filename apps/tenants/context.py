@@ -21,8 +21,11 @@ def request_identity(request) -> tuple[bool, str | None]:
     """(whether the user is logged in, the slug of the tenant it is a member of and the request
     resolved to), from what ``TenantMiddleware`` established: no query, so it is safe after a
     failure. A request that never got through the middleware established nothing."""
-    if not hasattr(request, "tenant_established"):
+    try:
+        user, authenticated, member = request.identity_at_entry
+    except AttributeError:
         return False, None
-    # Loaded by the middleware; login() and logout() during the request replace it.
-    authenticated = request.user.is_authenticated
-    return authenticated, request.tenant.slug if authenticated and request.tenant_established else None
+    # ``is``: an attribute of the lazy user object would cost an exception (LazyObject's lookup).
+    if request.user is not user:  # login() or logout() during the request replaced it
+        return request.user.is_authenticated, None
+    return authenticated, request.tenant.slug if member else None

@@ -1,5 +1,5 @@
-"""Sets ``request.tenant`` (a known, active Tenant or None), ``request.tenant_established`` (the
-logged-in user is a member of it) and the tenant ContextVar."""
+"""Sets ``request.tenant`` (a known, active Tenant or None), ``request.identity_at_entry`` (the user,
+whether logged in, whether a member of that tenant) and the tenant ContextVar."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ class TenantMiddleware:
         # The user is loaded here, once, so that what follows the response (the request metrics)
         # never needs the session store: it may be what just failed.
         user = request.user
-        request.tenant_established = (
-            user.is_authenticated and tenant is not None and tenant_for_user(user.pk) == tenant
-        )
+        authenticated = user.is_authenticated
+        member = authenticated and tenant is not None and tenant_for_user(user.pk) == tenant
+        request.identity_at_entry = (user, authenticated, member)
         token = current_tenant.set(tenant)
         try:
             return self.get_response(request)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from apps.ops.context import request_identity
+from apps.ops.context import request_identity_function
 
 from .definitions import (
     HTTP_REQUEST_DURATION,
@@ -25,17 +25,27 @@ from .views import METRICS_ROUTE, metrics_view
 
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
 
-# Label values -> labelled child. prometheus_client's labels() validates and locks on every call;
-# the label sets are bounded, so remembering their children is bounded too.
-_counter_for = functools.cache(HTTP_REQUESTS.labels)
-_histogram_for = functools.cache(HTTP_REQUEST_DURATION.labels)
-_tenant_counter_for = functools.cache(HTTP_TENANT_REQUESTS.labels)
-_tenant_histogram_for = functools.cache(HTTP_TENANT_REQUEST_DURATION.labels)
+
+@functools.cache  # bounded: every argument is (method_label) or comes from a bounded set
+def _recorders(method: str, route: str, status: int, authenticated: bool) -> tuple[Callable, Callable]:
+    """The ``inc`` and ``observe`` of the labelled children a request with these facts records into.
+    prometheus_client's labels() validates and locks on every call; a request pays one lookup here."""
+    counted, timed = request_labels(method, route, status, authenticated)
+    return HTTP_REQUESTS.labels(*counted, str(status)).inc, HTTP_REQUEST_DURATION.labels(*timed).observe
+
+
+_tenant_recorders = functools.cache(
+    lambda tenant, status_class: (
+        HTTP_TENANT_REQUESTS.labels(tenant, status_class).inc,
+        HTTP_TENANT_REQUEST_DURATION.labels(tenant).observe,
+    )
+)
 
 
 class RequestMetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        self.request_identity = request_identity_function()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         start = time.perf_counter()
@@ -49,12 +59,14 @@ class RequestMetricsMiddleware:
             # No response: an exception Django did not turn into one below this middleware.
             status = response.status_code if response is not None else 500
             # Read after the response: who sent the request is established deeper in the stack.
-            authenticated, slug = request_identity(request)
+            authenticated, slug = self.request_identity(request)
             route = METRICS_ROUTE if scrape else route_label(request)
-            counted, timed = request_labels(method_label(request.method), route, status, authenticated)
-            _counter_for(*counted, str(status)).inc()
-            _histogram_for(*timed).observe(elapsed)
+            count, observe = _recorders(method_label(request.method), route, status, authenticated)
+            count()
+            observe(elapsed)
             if slug:
-                tenant = tenant_labels.label(slug)
-                _tenant_counter_for(tenant, STATUS_CLASSES.get(status, "other")).inc()
-                _tenant_histogram_for(tenant).observe(elapsed)
+                count, observe = _tenant_recorders(
+                    tenant_labels.label(slug), STATUS_CLASSES.get(status, "other")
+                )
+                count()
+                observe(elapsed)
