@@ -21,11 +21,11 @@ from pathlib import Path
 
 import psycopg
 
-from tests.e2e.app_server import collect_static, manage
+from tests.e2e.app_server import collect_static
 from tests.fleet.controller import Controller
 from tests.fleet.ingress import Ingress
 from tests.fleet.load import Load, StaffMember
-from tests.fleet.manifests import CronJob, activation_cronjob, web_tier
+from tests.fleet.manifests import CronJob, activation_cronjob, migration_job, web_tier
 from tests.fleet.pods import Pod, container_env
 from tests.fleet.provisioning import ProvisioningAPI
 from tests.fleet.seed import JSON_MARK
@@ -95,7 +95,7 @@ class Fleet:
         self.redis = RedisServer(password=self.secrets["REDIS_PASSWORD"]).start()
         self.provisioning = ProvisioningAPI().start()
         self.env = self.container_env(self.web.container)
-        manage(self.env, "migrate", "--noinput", "-v0")  # the migration Job's work
+        self.run_migration_job()
         self.seeded = self._seed()
         collect_static(self.env, self.static_root)
         self.ingress = Ingress(self.web, settings=self.ingress_settings).start()
@@ -103,6 +103,19 @@ class Fleet:
         for _ in range(self.replicas):
             self.add_pod()
         self.controller.wait_ready(self.replicas, timeout=120)
+
+    def run_migration_job(self) -> None:
+        """The migration Job: its container's command, with its environment, within its deadline."""
+        job = migration_job()
+        self.migration_env = self.container_env(job.container)
+        with tempfile.TemporaryDirectory(prefix="dotmac-migrate-") as data:
+            env = {**subprocess_env(), **self.migration_env, "DATA_DIR": data}
+            result = subprocess.run(
+                list(job.container.command), cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+                timeout=job.active_deadline_seconds,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise ServerError(f"the migration Job failed:\n{result.stdout}\n{result.stderr}")
 
     def container_env(self, container) -> dict[str, str]:
         """A container's environment in this fleet: its manifest's, Services resolved, the overlay."""

@@ -2,7 +2,8 @@
 
 Nothing of what the harness does is copied from the manifests by hand: the ConfigMap's values, the
 web container's env and ports, its probes, the termination grace period, ``preStop``, the rolling
-update strategy, the PDB, the Ingress annotations and the activation CronJob all come from here, so
+update strategy, the PDB, the Ingress annotations, the migration Job and the activation CronJob all
+come from here, so
 a change to a manifest changes how the fleet behaves.
 """
 
@@ -227,6 +228,25 @@ def _denies_everyone(ingress: dict) -> bool:
         .get("nginx.ingress.kubernetes.io/denylist-source-range", "")
     )
     return {"0.0.0.0/0", "::/0"} <= {part.strip() for part in annotation.split(",")}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A Job's limits and the container it runs."""
+
+    active_deadline_seconds: float | None
+    backoff_limit: int
+    container: Container
+
+
+def migration_job() -> Job:
+    """The Job that applies the database migrations of a release, before its pods roll out."""
+    spec = _one("Job", component="migrate")["spec"]
+    return Job(
+        active_deadline_seconds=spec.get("activeDeadlineSeconds"),
+        backoff_limit=int(spec.get("backoffLimit", 6)),
+        container=Container.from_pod_spec(spec["template"]["spec"]),
+    )
 
 
 def activation_cronjob() -> CronJob:

@@ -327,19 +327,16 @@ MIGRATED_TABLE = "subscribers_subscriber"
 BACKFILL_BATCH = 50
 
 
-def _migrate_until_applied(
-    fleet: Fleet, *, lock_timeout: float | None, retry: float, deadline: float
-) -> list:
-    """The migration Job's work, retried as a Job's pod restarts: add a nullable column (an expand
-    step: the code still running never names it) with ``lock_timeout`` (None: PostgreSQL's default,
-    wait for ever). Returns each attempt as (start, seconds, error or "")."""
+def _migrate_until_applied(job_env: dict[str, str], *, retry: float, deadline: float) -> list:
+    """The migration Job's work, retried as the Job retries a failed pod: add a nullable column (an
+    expand step: the code still running never names it) over a connection made as the Job's
+    environment says (``PGOPTIONS`` may set ``lock_timeout``). Returns each attempt as
+    (start, seconds, error or "")."""
     attempts = []
     while True:
         began = time.monotonic()
         try:
-            with fleet.database() as connection:
-                if lock_timeout is not None:
-                    connection.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
+            with _job_connection(job_env) as connection:
                 connection.execute(f"ALTER TABLE {MIGRATED_TABLE} ADD COLUMN fleet_contact text")
             attempts.append((began, time.monotonic() - began, ""))
             return attempts
@@ -348,6 +345,17 @@ def _migrate_until_applied(
         if time.monotonic() > deadline:
             raise TimeoutError(f"migration not applied after {len(attempts)} attempts")
         hold(retry)
+
+
+def _job_connection(job_env: dict[str, str]) -> psycopg.Connection:
+    return psycopg.connect(job_env["DATABASE_URL"], autocommit=True, options=job_env.get("PGOPTIONS", ""))
+
+
+def lock_timeout_of(job_env: dict[str, str]) -> float:
+    """The ``lock_timeout`` a connection of the Job gets, in seconds (0: none, wait for ever)."""
+    with _job_connection(job_env) as connection:
+        query = "SELECT extract(epoch FROM current_setting('lock_timeout')::interval)"
+        return float(connection.execute(query).fetchone()[0])
 
 
 def _backfill(fleet: Fleet) -> int:
@@ -364,10 +372,12 @@ def _backfill(fleet: Fleet) -> int:
             done += updated
 
 
-def migration_behind_a_long_transaction(fleet: Fleet, form: Form, *, lock_timeout: float | None) -> dict:
+def migration_behind_a_long_transaction(fleet: Fleet, form: Form, *, job_overlay: dict[str, str]) -> dict:
     """Under load: a transaction reads the subscribers table and stays open ``form.long_transaction``
-    seconds; meanwhile the migration adds a column to it (waiting for its lock, with ``lock_timeout``
-    or without), retried every 3 s, then backfills it; the pods keep running the code before it."""
+    seconds; meanwhile the migration Job (its environment from the manifests, ``job_overlay`` on top)
+    adds a column to it, retried every 3 s, then backfills it; the pods keep running the code before it."""
+    job_env = {**fleet.migration_env, **job_overlay}
+    lock_timeout = lock_timeout_of(job_env)
     load = fleet.load().start()
     began = time.monotonic()
     try:
@@ -377,9 +387,7 @@ def migration_behind_a_long_transaction(fleet: Fleet, form: Form, *, lock_timeou
         result: dict = {}
 
         def migrate() -> None:
-            result["attempts"] = _migrate_until_applied(
-                fleet, lock_timeout=lock_timeout, retry=3.0, deadline=opened + 120
-            )
+            result["attempts"] = _migrate_until_applied(job_env, retry=3.0, deadline=opened + 120)
 
         migrating = threading.Thread(target=migrate, daemon=True)
         with fleet.database() as reader, reader.transaction():
@@ -397,6 +405,7 @@ def migration_behind_a_long_transaction(fleet: Fleet, form: Form, *, lock_timeou
     with fleet.database() as connection:
         left = connection.execute(f"SELECT count(*) FROM {MIGRATED_TABLE} WHERE fleet_contact IS NULL")
     return {
+        "job_overlay": job_overlay,
         "lock_timeout_seconds": lock_timeout,
         "long_transaction_seconds": closed - opened,
         "attempts": len(attempts),

@@ -117,21 +117,25 @@ def test_the_longest_request_sent_to_a_pod_at_the_last_moment_before_its_deletio
     assert figures["pod_stopped_after_seconds"] <= figures["grace_period_seconds"]
 
 
-@pytest.mark.parametrize("lock_timeout", [2.0, None], ids=["lock_timeout_2s", "no_lock_timeout"])
+# The migration Job as the manifests ship it, and with lock_timeout set through PGOPTIONS in its
+# environment (libpq applies it to every connection `migrate` opens).
+WITH_LOCK_TIMEOUT = {"PGOPTIONS": "-c lock_timeout=2s"}
+
+
+@pytest.mark.parametrize("job_overlay", [WITH_LOCK_TIMEOUT, {}], ids=["lock_timeout_2s", "job_as_shipped"])
 def test_an_expand_migration_behind_a_long_transaction_fails_fast_and_is_retried_while_pages_answer(
-    fleet_factory, form, record, lock_timeout
+    fleet_factory, form, record, job_overlay
 ):
-    if lock_timeout is None and form.name == "short":
-        pytest.skip("the comparison without lock_timeout runs in the full form")
+    if not job_overlay and form.name == "short":
+        pytest.skip("the Job as shipped, for comparison, runs in the full form")
     fleet = fleet_factory()
-    figures = record(
-        f"11. Migration behind a long transaction, lock_timeout {lock_timeout or 'none'}",
-        operations.migration_behind_a_long_transaction(fleet, form, lock_timeout=lock_timeout),
-    )
+    figures = operations.migration_behind_a_long_transaction(fleet, form, job_overlay=job_overlay)
+    lock_timeout = figures["lock_timeout_seconds"]
+    record(f"11. Migration behind a long transaction, lock_timeout {lock_timeout:g} s", figures)
     assert figures["backfilled_rows"] >= figures["rows_before"] > 0  # until no row was left without it
     assert figures["applied_after_the_transaction_seconds"] >= 0  # it waited for the transaction
     _no_request_failed_and_no_post_lost_or_doubled(figures)
-    if lock_timeout is None:  # what lock_timeout prevents: every page on the table queued behind it
+    if not lock_timeout:  # what lock_timeout prevents: every page on the table queued behind it
         assert figures["slowest_page_while_blocked_seconds"] >= figures["long_transaction_seconds"] - 1
         return
     assert figures["attempts_failed_fast"] >= 1
