@@ -7,10 +7,15 @@ propagation lags of its form (``conftest.py``), held to its targets. The short f
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from tests.fleet import operations
-from tests.fleet.budget import keep_alive, termination_budget
+from tests.fleet.budget import TerminationBudget, keep_alive, longest_request, termination_budget
+from tests.fleet.controller import PROPAGATION_LAGS
+from tests.fleet.manifests import web_tier
 
 pytestmark = [pytest.mark.fleet, pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -104,7 +109,7 @@ def test_the_longest_request_sent_to_a_pod_at_the_last_moment_before_its_deletio
     fleet_factory, record, propagation_lag
 ):
     fleet = fleet_factory(propagation_lag=propagation_lag, pending=1)
-    budget = termination_budget(fleet.web)
+    budget = _budget_of(fleet)
     figures = record(
         f"10. Longest request at a deletion, lag {propagation_lag:g} s",
         operations.longest_request_at_deletion(fleet, budget),
@@ -114,6 +119,33 @@ def test_the_longest_request_sent_to_a_pod_at_the_last_moment_before_its_deletio
     assert figures["status"] == 302, figures  # the app's answer (the subscriber stays pending), not a 502
     assert figures["subscriber_status"] == "pending"
     assert figures["workers_killed_at_the_graceful_deadline"] == 0
+    assert figures["pod_stopped_after_seconds"] <= figures["grace_period_seconds"]
+
+
+def _budget_of(fleet) -> TerminationBudget:
+    """The timing budget of the manifests, with the longest request of this fleet's environment."""
+    return dataclasses.replace(termination_budget(fleet.web), longest_request=longest_request(fleet.env))
+
+
+def test_a_request_longer_than_the_budget_allows_is_cut_at_the_graceful_deadline(fleet_factory, form, record):
+    # What the budget test guards against, shown happening: a request_timeout that outlasts the time a
+    # request sent at the last moment has (an overlay of CIRCUIT_BREAKERS) gets its worker killed.
+    if form.name == "short":
+        pytest.skip("the counterpart of the clean answer runs in the full form")
+    lag = max(PROPAGATION_LAGS)
+    allowed = termination_budget(web_tier()).time_for_a_request(propagation_lag=lag)
+    too_long = {"CIRCUIT_BREAKERS": json.dumps({"provisioning": {"request_timeout": allowed + 6}})}
+    fleet = fleet_factory(propagation_lag=lag, pending=1, overrides=too_long)
+    budget = _budget_of(fleet)
+    assert budget.problems(propagation_lag=lag)  # the budget test would fail on these values
+    figures = record(
+        f"10b. Request longer than the budget at a deletion, lag {lag:g} s",
+        operations.longest_request_at_deletion(fleet, budget),
+    )
+    assert figures["status"] == 502, figures  # cut: the ingress answers for the pod
+    assert figures["request_seconds"] < budget.longest_request
+    assert figures["workers_killed_at_the_graceful_deadline"] >= 1
+    assert figures["subscriber_status"] == "pending"
     assert figures["pod_stopped_after_seconds"] <= figures["grace_period_seconds"]
 
 
