@@ -1,7 +1,7 @@
-"""The routine operations: rolling update, node drain, scaling and a killed pod, under load; POSTs
-on upstream connections idle for as long as the shorter keep-alive timeout; and the longest request
-the app allows, sent to a pod at the last moment before the ingress learns of its deletion; and an
-expand migration (a column added, then backfilled) behind a long transaction while pods serve.
+"""The routine operations under load: rolling update, node drain, scaling, a killed pod; POSTs on
+upstream connections idle for about the shorter keep-alive timeout; the longest request the app
+allows, sent to a pod at the last moment before the ingress learns of its deletion; an expand
+migration (a column added, then backfilled) behind a long transaction while the pods serve.
 
 Each function runs one operation on a started :class:`~tests.fleet.cluster.Fleet` of the manifests'
 replica count, with staff loading the site through the ingress before, during and after it, and
