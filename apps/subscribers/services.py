@@ -1,11 +1,17 @@
-"""Subscriber activation: ask the network provisioning API to provision the subscriber.
+"""A subscriber's lifecycle and its history: every change of status goes through here.
 
-``POST {PROVISIONING_API_URL}/subscribers`` through the circuit breaker ``provisioning``. A 2xx
-answer makes the subscriber ``active``. Anything else (the API down, slow, answering 5xx, the
-breaker open, or the API refusing the request with a 4xx) leaves the subscriber ``pending`` —
-nothing is lost, and ``manage.py activate_pending`` or the Activate button tries again later. The
-request carries an ``Idempotency-Key`` per subscriber, so a retry of a request whose answer was
-lost does not provision twice.
+pending → active (activation) → suspended → active (reinstatement) … and any of them → terminated,
+which is final. Activation and reinstatement ask the network provisioning API to provision the
+subscriber, ``POST {PROVISIONING_API_URL}/subscribers`` through the circuit breaker ``provisioning``:
+a 2xx answer makes the subscriber ``active``; anything else (the API down, slow, answering 5xx, the
+breaker open, or the API refusing the request with a 4xx) leaves the status as it was — nothing is
+lost, and ``manage.py activate_pending`` or the Activate button tries again later.
+
+Each request carries an ``Idempotency-Key``: the activation's is the subscriber's own, and each
+reinstatement's names the suspension it ends, so a retry of a request whose answer was lost does
+not provision twice, and the next reinstatement is a new request.
+
+Every creation, edit, transition and provisioning attempt writes an :class:`ActivityEntry`.
 """
 
 from __future__ import annotations
@@ -14,17 +20,24 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.ops import http, metrics
 
-from .models import Subscriber
+from .models import ActivityEntry, Subscriber
 
 logger = logging.getLogger(__name__)
 
 UNAVAILABLE_MESSAGE = (
     "Provisioning is temporarily unavailable, try again later. The subscriber stays pending."
 )
+NOT_SET_UP_MESSAGE = "Provisioning is not set up for this ISP yet — ask your platform administrator."
+
+# Which statuses each staff action starts from.
+SUSPENDABLE = (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE)
+TERMINABLE = (Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.SUSPENDED)
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,25 @@ class ActivationResult:
     message: str
     # Whether trying again later may succeed (the upstream or the breaker, not the request).
     retryable: bool = False
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    done: bool
+    message: str
+
+
+def _actor_fields(actor) -> dict:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return {"actor": None, "actor_name": ""}
+    return {"actor": actor, "actor_name": actor.get_username()}
+
+
+def record(subscriber: Subscriber, action: str, *, actor=None, **fields) -> ActivityEntry:
+    """Add a line to the subscriber's history (``fields``: changes, reason, outcome, ...)."""
+    return ActivityEntry.objects.create(
+        subscriber=subscriber, action=action, **_actor_fields(actor), **fields
+    )
 
 
 def _payload(subscriber: Subscriber) -> dict:
@@ -51,21 +83,32 @@ def _payload(subscriber: Subscriber) -> dict:
     }
 
 
-def subscriber_activate(*, subscriber: Subscriber) -> ActivationResult:
-    """Provision a pending subscriber and mark it active; never raises for upstream trouble."""
-    if subscriber.status == Subscriber.Status.ACTIVE:
-        return ActivationResult(True, f"{subscriber.name} is already active.")
-    if subscriber.status != Subscriber.Status.PENDING:
-        return ActivationResult(
-            False, f"Only pending subscribers can be activated ({subscriber.name} is {subscriber.status})."
-        )
+def activation_key(subscriber: Subscriber) -> str:
+    return f"subscriber-{subscriber.tenant.slug}-{subscriber.pk}"
+
+
+def reinstatement_key(subscriber: Subscriber) -> str:
+    return f"{activation_key(subscriber)}-reinstatement-{subscriber.suspensions}"
+
+
+@dataclass(frozen=True)
+class _Provisioned:
+    ok: bool
+    outcome: str
+    message: str = ""
+    retryable: bool = False
+    upstream_status: int | None = None
+    error: str = ""
+
+
+def _provision(subscriber: Subscriber, key: str, stays: str) -> _Provisioned:
+    """One request to the provisioning API; never raises for upstream trouble. ``stays`` ends the
+    staff's message on failure ("The subscriber stays pending.")."""
     base_url = settings.PROVISIONING_API_URL
     if not base_url:
-        return ActivationResult(
-            False, "Provisioning is not configured (PROVISIONING_API_URL); the subscriber stays pending."
-        )
-
-    headers = {"Idempotency-Key": f"subscriber-{subscriber.tenant.slug}-{subscriber.pk}"}
+        return _Provisioned(False, ActivityEntry.Outcome.NOT_SET_UP, f"{NOT_SET_UP_MESSAGE} {stays}")
+    unavailable = UNAVAILABLE_MESSAGE.replace("The subscriber stays pending.", stays)
+    headers = {"Idempotency-Key": key}
     if settings.PROVISIONING_API_TOKEN:
         headers["Authorization"] = f"Bearer {settings.PROVISIONING_API_TOKEN}"
     try:
@@ -78,17 +121,25 @@ def subscriber_activate(*, subscriber: Subscriber) -> ActivationResult:
         )
     except http.CircuitOpenError:
         metrics.record_provisioning("rejected")
-        logger.info("activation of subscriber %s deferred: provisioning breaker open", subscriber.pk)
-        return ActivationResult(False, UNAVAILABLE_MESSAGE, retryable=True)
-    except http.UpstreamTimeout as exc:
-        metrics.record_provisioning("timeout")
-        logger.warning("activation of subscriber %s failed: %s", subscriber.pk, exc)
-        return ActivationResult(False, UNAVAILABLE_MESSAGE, retryable=True)
+        logger.info("provisioning of subscriber %s deferred: provisioning breaker open", subscriber.pk)
+        return _Provisioned(
+            False,
+            ActivityEntry.Outcome.UNAVAILABLE,
+            unavailable,
+            True,
+            error="Not called: too many recent failures",
+        )
     except http.OutboundError as exc:
-        metrics.record_provisioning("failure")
-        logger.warning("activation of subscriber %s failed: %s", subscriber.pk, exc)
-        return ActivationResult(False, UNAVAILABLE_MESSAGE, retryable=not isinstance(exc, http.InvalidURL))
-
+        metrics.record_provisioning("timeout" if isinstance(exc, http.UpstreamTimeout) else "failure")
+        logger.warning("provisioning of subscriber %s failed: %s", subscriber.pk, exc)
+        return _Provisioned(
+            False,
+            ActivityEntry.Outcome.UNAVAILABLE,
+            unavailable,
+            retryable=not isinstance(exc, http.InvalidURL),
+            upstream_status=getattr(exc, "status", None),
+            error=_describe(exc),
+        )
     if not response.ok:
         metrics.record_provisioning("failure")
         logger.warning(
@@ -97,19 +148,151 @@ def subscriber_activate(*, subscriber: Subscriber) -> ActivationResult:
             response.status,
             response.body[:200],
         )
-        return ActivationResult(
-            False, f"Provisioning refused the request (HTTP {response.status}); the subscriber stays pending."
+        return _Provisioned(
+            False,
+            ActivityEntry.Outcome.REFUSED,
+            f"Provisioning refused the request (HTTP {response.status}). {stays}",
+            upstream_status=response.status,
+            error=response.body[:500].decode("utf-8", "replace"),
         )
-
     metrics.record_provisioning("success")
-    # Only a still-pending subscriber becomes active (a suspension in the meantime wins).
-    updated = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
-        status=Subscriber.Status.ACTIVE, updated_at=timezone.now()
+    return _Provisioned(True, ActivityEntry.Outcome.SUCCEEDED, upstream_status=response.status)
+
+
+def _describe(exc: http.OutboundError) -> str:
+    """The failure in staff's words (the exception's own text names internal addresses)."""
+    for kind, words in (
+        (http.UpstreamTimeout, "No answer in time"),
+        (http.UpstreamConnectionError, "Could not connect"),
+        (http.UpstreamServerError, "Server error"),
+        (http.UpstreamProtocolError, "Unreadable answer"),
+        (http.InvalidURL, "The provisioning address is not valid: ask your platform administrator"),
+    ):
+        if isinstance(exc, kind):
+            return words
+    return "Request failed"
+
+
+def _record_attempt(subscriber, action, attempt: _Provisioned, key: str, actor, changes=None) -> None:
+    record(
+        subscriber,
+        action,
+        actor=actor,
+        changes=changes or {},
+        outcome=attempt.outcome,
+        upstream_status=attempt.upstream_status,
+        error=attempt.error,
+        idempotency_key=key if attempt.outcome != ActivityEntry.Outcome.NOT_SET_UP else "",
     )
+
+
+def subscriber_activate(*, subscriber: Subscriber, actor=None) -> ActivationResult:
+    """Provision a pending subscriber and mark it active; never raises for upstream trouble."""
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        return ActivationResult(True, f"{subscriber.name} is already active.")
+    if subscriber.status != Subscriber.Status.PENDING:
+        return ActivationResult(
+            False,
+            f"Only pending subscribers can be activated ({subscriber.name} is "
+            f"{subscriber.get_status_display().lower()}).",
+        )
+    key = activation_key(subscriber)
+    attempt = _provision(subscriber, key, "The subscriber stays pending.")
+    if not attempt.ok:
+        _record_attempt(subscriber, ActivityEntry.Action.ACTIVATION, attempt, key, actor)
+        return ActivationResult(False, attempt.message, attempt.retryable)
+
+    # Only a still-pending subscriber becomes active (a suspension in the meantime wins).
+    with transaction.atomic():
+        updated = Subscriber.objects.filter(pk=subscriber.pk, status=Subscriber.Status.PENDING).update(
+            status=Subscriber.Status.ACTIVE, updated_at=timezone.now()
+        )
+        changes = {"status": ["pending", "active"]} if updated else {}
+        _record_attempt(subscriber, ActivityEntry.Action.ACTIVATION, attempt, key, actor, changes)
     subscriber.refresh_from_db(fields=["status", "updated_at"])
     if not updated and subscriber.status != Subscriber.Status.ACTIVE:
         return ActivationResult(
-            False, f"{subscriber.name} changed to {subscriber.status} meanwhile; not activated."
+            False,
+            f"{subscriber.name} changed to {subscriber.get_status_display().lower()} meanwhile; "
+            "not activated.",
         )
     logger.info("subscriber %s activated", subscriber.pk)
     return ActivationResult(True, f"{subscriber.name} is now active.")
+
+
+def subscriber_reinstate(*, subscriber: Subscriber, actor=None) -> ActivationResult:
+    """Provision a suspended subscriber again and mark it active (its own key per suspension)."""
+    if subscriber.status != Subscriber.Status.SUSPENDED:
+        return ActivationResult(
+            False,
+            f"Only suspended subscribers can be reinstated ({subscriber.name} is "
+            f"{subscriber.get_status_display().lower()}).",
+        )
+    key = reinstatement_key(subscriber)
+    attempt = _provision(subscriber, key, "The subscriber stays suspended.")
+    if not attempt.ok:
+        _record_attempt(subscriber, ActivityEntry.Action.REINSTATEMENT, attempt, key, actor)
+        return ActivationResult(False, attempt.message, attempt.retryable)
+    with transaction.atomic():
+        # The suspension this request ends, and no other (a new one in the meantime wins).
+        updated = Subscriber.objects.filter(
+            pk=subscriber.pk, status=Subscriber.Status.SUSPENDED, suspensions=subscriber.suspensions
+        ).update(status=Subscriber.Status.ACTIVE, updated_at=timezone.now())
+        changes = {"status": ["suspended", "active"]} if updated else {}
+        _record_attempt(subscriber, ActivityEntry.Action.REINSTATEMENT, attempt, key, actor, changes)
+    subscriber.refresh_from_db(fields=["status", "updated_at", "suspensions"])
+    if not updated:
+        return ActivationResult(
+            False,
+            f"{subscriber.name} changed to {subscriber.get_status_display().lower()} meanwhile; "
+            "not reinstated.",
+        )
+    logger.info("subscriber %s reinstated", subscriber.pk)
+    return ActivationResult(True, f"{subscriber.name} is active again.")
+
+
+def _transition(subscriber: Subscriber, *, to: str, allowed, action: str, reason: str, actor) -> bool:
+    """Change the status if it is still one of ``allowed`` (checked under a row lock), with its
+    history line in the same transaction."""
+    with transaction.atomic():
+        current = Subscriber.objects.select_for_update().only("status").get(pk=subscriber.pk)
+        if current.status not in allowed:
+            subscriber.status = current.status
+            return False
+        update = {"status": to, "updated_at": timezone.now()}
+        if to == Subscriber.Status.SUSPENDED:
+            update["suspensions"] = F("suspensions") + 1
+        Subscriber.objects.filter(pk=subscriber.pk).update(**update)
+        record(subscriber, action, actor=actor, changes={"status": [current.status, to]}, reason=reason)
+    subscriber.refresh_from_db(fields=["status", "updated_at", "suspensions"])
+    return True
+
+
+def subscriber_suspend(*, subscriber: Subscriber, reason: str, actor=None) -> TransitionResult:
+    if _transition(
+        subscriber,
+        to=Subscriber.Status.SUSPENDED,
+        allowed=SUSPENDABLE,
+        action=ActivityEntry.Action.SUSPENDED,
+        reason=reason,
+        actor=actor,
+    ):
+        logger.info("subscriber %s suspended", subscriber.pk)
+        return TransitionResult(True, f"{subscriber.name} is suspended.")
+    return TransitionResult(
+        False, f"{subscriber.name} is {subscriber.get_status_display().lower()}: not suspended."
+    )
+
+
+def subscriber_terminate(*, subscriber: Subscriber, reason: str, actor=None) -> TransitionResult:
+    if _transition(
+        subscriber,
+        to=Subscriber.Status.TERMINATED,
+        allowed=TERMINABLE,
+        action=ActivityEntry.Action.TERMINATED,
+        reason=reason,
+        actor=actor,
+    ):
+        logger.info("subscriber %s terminated", subscriber.pk)
+        return TransitionResult(True, f"{subscriber.name} is terminated. The record is kept.")
+    return TransitionResult(False, f"{subscriber.name} is already terminated.")

@@ -117,12 +117,17 @@ def test_a_refusal_4xx_keeps_pending_says_why_and_does_not_open_the_breaker(clie
     assert breakers.breaker_status("provisioning").state == "closed"
 
 
-def test_without_a_provisioning_url_the_page_says_it_is_not_configured(client, shop, settings):
+def test_without_a_provisioning_url_the_page_says_so_in_the_staffs_words(client, shop, settings):
     settings.PROVISIONING_API_URL = ""
     client.force_login(shop["alice"])
     response = activate(client, shop["ann"])
     assert response.status_code == 200
-    assert "Provisioning is not configured" in response.content.decode()
+    page = response.content.decode()
+    assert (
+        "Provisioning is not set up for this ISP yet — ask your platform administrator. "
+        "The subscriber stays pending." in page
+    )
+    assert "PROVISIONING_API_URL" not in page
     assert status_of(shop["ann"]) == "pending"
 
 

@@ -166,11 +166,20 @@ def test_header_naming_another_tenant_is_refused(client, settings, world):
     assert _snapshot() == before
 
 
-def test_suspend_own_subscriber(client, world):
+def test_suspend_own_subscriber_after_confirming_with_a_reason(client, world):
     client.force_login(world["alice"])
     sub = world["acme_sub"]
-    assert client.get(reverse("subscribers:suspend", args=[sub.pk])).status_code == 405
-    response = client.post(reverse("subscribers:suspend", args=[sub.pk]))
+    url = reverse("subscribers:suspend", args=[sub.pk])
+    asked = client.get(url)  # the confirmation page, which changes nothing
+    assert asked.status_code == 200
+    assert "Suspend" in asked.content.decode() and "reason" in asked.context["form"].fields
+    # Without a reason or without the confirmation: the page again, with the error; nothing changes.
+    for data in ({}, {"confirm": "on"}, {"reason": "   ", "confirm": "on"}, {"reason": "Unpaid"}):
+        again = client.post(url, data)
+        assert again.status_code == 200 and again.context["form"].errors, data
+        sub.refresh_from_db()
+        assert sub.status == Subscriber.Status.PENDING
+    response = client.post(url, {"reason": "Unpaid since March", "confirm": "on"})
     assert response.status_code == 302
     sub.refresh_from_db()
     assert sub.status == Subscriber.Status.SUSPENDED
@@ -227,6 +236,7 @@ def test_admin_refuses_to_move_a_plan_with_subscribers_to_another_tenant(client,
             "download_mbps": plan.download_mbps,
             "upload_mbps": plan.upload_mbps,
             "monthly_price": plan.monthly_price,
+            "currency": "USD",
         },
     )
     assert response.status_code == 200
@@ -244,11 +254,12 @@ def test_admin_refuses_to_move_a_plan_with_subscribers_to_another_tenant(client,
             "download_mbps": 10,
             "upload_mbps": 1,
             "monthly_price": "1.00",
+            "currency": "EUR",
         },
     )
     assert response.status_code == 302
     idle.refresh_from_db()
-    assert idle.tenant == world["globex"]
+    assert (idle.tenant, idle.currency) == (world["globex"], "EUR")
 
 
 def test_seed_demo_is_idempotent(db):
