@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from django.test import Client
 
-from apps.subscribers.forms import DUPLICATE_EMAIL
+from apps.subscribers.forms import DUPLICATE_ACCOUNT, DUPLICATE_EMAIL
 from apps.subscribers.models import Subscriber
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,3 +104,21 @@ def test_edits_racing_to_the_same_email_leave_one_subscriber_with_it(live_server
         assert statuses == [200] * (CLICKS - 1) + [302], statuses
         assert all(DUPLICATE_EMAIL in body for status, body in answers if status == 200)
         assert Subscriber.objects.filter(tenant=tenant, email=email).count() == 1
+
+
+def test_creates_racing_to_the_same_account_number_make_one_subscriber_with_it(live_server, acme):
+    tenant, alice, plan = acme
+    staff = Staff(live_server, alice)
+    start = threading.Barrier(CLICKS)
+
+    def create(n):
+        start.wait(timeout=30)
+        form = {"name": f"S{n}", "email": f"acct{n}@acme.test", "plan": plan.pk, "account_number": "A-1001"}
+        return staff.request("POST", "/subscribers/new/", form)
+
+    with ThreadPoolExecutor(CLICKS) as pool:
+        answers = list(pool.map(create, range(CLICKS)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * (CLICKS - 1) + [302], statuses
+    assert all(DUPLICATE_ACCOUNT in body for status, body in answers if status == 200)
+    assert Subscriber.objects.filter(tenant=tenant, account_number="A-1001").count() == 1
