@@ -97,7 +97,8 @@ def subscriber_list(request):
         "subscribers/list.html",
         {
             "page": page,
-            "query": query,
+            "query": query.q,
+            "filters": query,
             "status_counts": selectors.subscriber_status_counts(tenant=request.tenant),
             "statuses": statuses,
             "plans": plans,
