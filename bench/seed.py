@@ -3,7 +3,8 @@
 With ``--migrate``, applies the migrations first (one Django start instead of two). Creates tenants
 ``bench-0000`` …, the first with a service plan and subscribers, each with a staff member logged
 in through a real session row, and prints one JSON object: the tenant slugs, each tenant's member's
-session cookie, a sample path for every URL pattern of the benchmark URLconf, hostile requests
+session cookie, the large tenant (``LARGE_SUBSCRIBERS`` subscribers) and its member's cookie, a
+sample path for every URL pattern of the benchmark URLconf, hostile requests
 (``tests/hostile_traffic.py``), and the settings the figures need (middleware lists, probe
 deadline). Run under ``DJANGO_SETTINGS_MODULE=bench.settings`` with the same environment as the
 servers.
@@ -29,6 +30,15 @@ HOSTILE_REQUESTS = 10_000
 _SAMPLE_KWARG = "1"
 # Patterns left out of the route mix: the slow view sleeps on purpose.
 _EXCLUDED_ROUTES = {"bench-slow"}
+# A tenant apart with this many subscribers, on three plans and every status in turn: the list's
+# figure at scale (``bench/figures/subscriber_list.py``).
+LARGE_TENANT = "bench-large"
+LARGE_SUBSCRIBERS = 10_000
+LARGE_PLANS = [
+    ("Fibre 100", 100, 20, "29.00"),
+    ("Fibre 500", 500, 100, "49.00"),
+    ("Fibre 1G", 1000, 500, "79.00"),
+]
 
 
 def tenant_slugs(count: int) -> list[str]:
@@ -84,6 +94,7 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
             return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
         cookies = {slug: session_cookie(member) for slug, member in members.items()}
+        large_cookie = session_cookie(_seed_large_tenant())
     return {
         "tenants": slugs,
         "staff_tenant": slugs[0],
@@ -95,6 +106,9 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
         "hostile_requests": hostile_requests(
             HOSTILE_REQUESTS, tenants=slugs[:10], base_domain=HOSTILE_BASE_DOMAIN
         ),
+        "large_tenant": LARGE_TENANT,
+        "large_tenant_cookie": large_cookie,
+        "large_subscribers": Subscriber.objects.filter(tenant__slug=LARGE_TENANT).count(),
         "ops_middleware": list(settings.OPS_MIDDLEWARE),
         "metrics_middleware": list(settings.METRICS_MIDDLEWARE),
         "settings": {
@@ -104,6 +118,45 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
             and isinstance(getattr(settings, name), (int, float, str, bool))
         },
     }
+
+
+def _seed_large_tenant():
+    """The large tenant, its plans and subscribers (created once), and its member; returns the member."""
+    from django.contrib.auth import get_user_model
+
+    from apps.subscribers.models import ServicePlan, Subscriber
+    from apps.tenants.models import Membership, Tenant
+
+    tenant, _ = Tenant.objects.get_or_create(slug=LARGE_TENANT, defaults={"name": "Bench ISP (large)"})
+    plans = [
+        ServicePlan.objects.get_or_create(
+            tenant=tenant,
+            name=name,
+            defaults={"download_mbps": down, "upload_mbps": up, "monthly_price": Decimal(price)},
+        )[0]
+        for name, down, up, price in LARGE_PLANS
+    ]
+    statuses = [value for value, _label in Subscriber.Status.choices]
+    have = Subscriber.objects.filter(tenant=tenant).count()
+    Subscriber.objects.bulk_create(
+        (
+            Subscriber(
+                tenant=tenant,
+                plan=plans[n % len(plans)],
+                status=statuses[n % len(statuses)],
+                name=f"Subscriber {n:05d}",
+                email=f"large{n}@example.net",
+                phone=f"+1 555 {n:07d}",
+                account_number=f"L-{n:06d}",
+                service_address=f"{n} Fibre Street",
+            )
+            for n in range(have, LARGE_SUBSCRIBERS)
+        ),
+        batch_size=2000,
+    )
+    member, _ = get_user_model().objects.get_or_create(username=f"bench-member-{LARGE_TENANT}")
+    Membership.objects.update_or_create(user=member, defaults={"tenant": tenant})
+    return member
 
 
 def sample_paths() -> list[str]:

@@ -23,10 +23,11 @@ class Figure:
 
 def all_figures() -> list[Figure]:
     """In the order they run (and appear in the table)."""
-    from . import breakers, drain, memory, metrics, probes, throughput
+    from . import breakers, drain, memory, metrics, probes, subscriber_list, throughput
 
     return [
         *throughput.FIGURES,
+        *subscriber_list.FIGURES,
         *probes.FIGURES,
         *metrics.FIGURES,
         *memory.FIGURES,
