@@ -190,6 +190,7 @@ def subscriber_detail(request, pk: int):
             "subscriber": subscriber,
             "history": history[:HISTORY_SHOWN],
             "history_truncated": len(history) > HISTORY_SHOWN,
+            "last_attempt": next((entry for entry in history if entry.outcome), None),
         },
     )
 

@@ -231,3 +231,37 @@ def test_the_admin_shows_the_history_read_only(client, shop, django_user_model):
     assert "Chargeback" in text and "activity-TOTAL_FORMS" in text
     assert 'name="activity-0-reason"' not in text  # shown, not editable
     assert 'name="status"' not in text
+
+
+def test_the_detail_page_says_when_provisioning_was_last_tried_and_what_it_answered(client, shop):
+    client.force_login(shop["alice"])
+    page = client.get(reverse("subscribers:detail", args=[shop["ann"].pk])).content.decode()
+    assert "Last provisioning attempt</dt>\n    <dd>None yet" in page
+    shop["api"].status = 503
+    page = post(client, "activate", shop["ann"]).content.decode()
+    assert "Provisioning unavailable (HTTP 503): Server error. Pending subscribers are retried" in page
+
+
+def test_admin_edits_are_recorded(client, shop, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser(username="root", password="pw-123456"))
+    ann = shop["ann"]
+    url = reverse("admin:subscribers_subscriber_change", args=[ann.pk])
+    form = {
+        "tenant": shop["tenant"].pk,
+        "name": "Ann Admin",
+        "email": "ann@acme.test",
+        "phone": "",
+        "account_number": "",
+        "service_address": "",
+        "notes": "",
+        "plan": shop["plan"].pk,
+        "activity-TOTAL_FORMS": "0",
+        "activity-INITIAL_FORMS": "0",
+    }
+    assert client.post(url, form).status_code == 302
+    [entry] = history(ann)
+    assert (entry.action, entry.actor_name, entry.changes) == (
+        "edited",
+        "root",
+        {"name": ["Ann", "Ann Admin"]},
+    )
