@@ -24,6 +24,7 @@ class ServicePlan(models.Model):
     currency = models.CharField(
         max_length=3,
         default=DEFAULT_CURRENCY,
+        db_default=DEFAULT_CURRENCY,
         validators=[RegexValidator(r"^[A-Z]{3}\Z", "An ISO 4217 code: three capital letters, e.g. EUR.")],
         help_text="ISO 4217 code of the monthly price, e.g. USD, EUR, NGN.",
     )
@@ -58,17 +59,23 @@ class Subscriber(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="subscribers")
     name = models.CharField(max_length=200)
     email = models.EmailField()
-    phone = models.CharField(max_length=32, blank=True)
+    # Added columns have a database default too: the previous release's code, still serving while
+    # the migration runs, inserts rows without naming them (docs/DEPLOYMENT.md, expand first).
+    phone = models.CharField(max_length=32, blank=True, default="", db_default="")
     account_number = models.CharField(
-        max_length=32, blank=True, help_text="Your own reference for the account; unique within your ISP."
+        max_length=32,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Your own reference for the account; unique within your ISP.",
     )
-    service_address = models.CharField(max_length=300, blank=True)
-    notes = models.TextField(blank=True, max_length=5000)
+    service_address = models.CharField(max_length=300, blank=True, default="", db_default="")
+    notes = models.TextField(blank=True, max_length=5000, default="", db_default="")
     plan = models.ForeignKey(ServicePlan, on_delete=models.PROTECT, related_name="subscribers")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     # How many times the subscriber was suspended: names each reinstatement's provisioning request
     # (its Idempotency-Key), so that a retried reinstatement is one request and the next one is new.
-    suspensions = models.PositiveIntegerField(default=0, editable=False)
+    suspensions = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

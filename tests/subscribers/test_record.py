@@ -115,3 +115,35 @@ def test_plans_have_a_currency_defaulting_to_the_module_constant(acme):
         ServicePlan.objects.create(
             tenant=tenant, name="Bad", download_mbps=1, upload_mbps=1, monthly_price="1", currency="usd"
         )
+
+
+def test_the_previous_releases_inserts_still_work_after_the_migration(acme):
+    """During a rollout the old code, which names none of the new columns, keeps creating plans and
+    subscribers: every added column has a database default."""
+    from django.db import connection
+
+    tenant, _alice, plan = acme
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO subscribers_serviceplan"
+            " (tenant_id, name, download_mbps, upload_mbps, monthly_price)"
+            " VALUES (%s, 'Old', 1, 1, 5) RETURNING id",
+            [tenant.pk],
+        )
+        [old_plan_id] = cursor.fetchone()
+        cursor.execute(
+            "INSERT INTO subscribers_subscriber"
+            " (tenant_id, plan_id, name, email, status, created_at, updated_at)"
+            " VALUES (%s, %s, 'Old', 'old@acme.test', 'pending', now(), now()) RETURNING id",
+            [tenant.pk, plan.pk],
+        )
+        [old_id] = cursor.fetchone()
+    old = Subscriber.objects.get(pk=old_id)
+    assert (old.phone, old.account_number, old.service_address, old.notes, old.suspensions) == (
+        "",
+        "",
+        "",
+        "",
+        0,
+    )
+    assert ServicePlan.objects.get(pk=old_plan_id).currency == DEFAULT_CURRENCY
