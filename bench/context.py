@@ -259,8 +259,7 @@ class Bench:
             REDIS_URL=self.redis.url,
             STATIC_ROOT=str(self.run_dir / "static"),
             DATA_DIR=str(self.run_dir / "data"),
-            # API clients behind the ingress name their tenant in X-Tenant-ID: how the benchmark
-            # spreads traffic over many tenants without a DNS name per tenant.
+            # What API clients behind the ingress may send; the hostile traffic names tenants in it.
             TENANT_HEADER_ENABLED="true",
             METRICS_BEARER_TOKEN=self.metrics_token,
             OPS_API_TOKEN=self.ops_token,

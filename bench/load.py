@@ -1,7 +1,6 @@
 """Load generation with ``wrk`` on loopback, and single timed HTTP requests.
 
-``wrk`` runs a generated Lua script that cycles through a plan of requests (paths x tenant members, or
-any methods, paths and headers), stops
+``wrk`` runs a generated Lua script that cycles through a plan of (path x tenant member) requests, stops
 after a request budget when one is given, and prints its summary (throughput, latency
 percentiles, errors) as one JSON line that :func:`run_wrk` parses.
 """
@@ -24,7 +23,6 @@ from .report import JSON_MARK, BenchError
 _LUA = r"""
 local paths = {%(paths)s}
 local cookies = {%(cookies)s}
-local plan = {%(plan)s}
 local limit = %(limit)d
 local per_tenant = %(per_tenant)d
 local thread_count = 0
@@ -44,11 +42,7 @@ init = function(args)
     for name, value in pairs(extra) do headers[name] = value end
     return headers
   end
-  if #plan > 0 then
-    for _, entry in ipairs(plan) do
-      prepared[#prepared + 1] = wrk.format(entry[1], entry[2], with_base(entry[3]))
-    end
-  elseif #cookies == 0 then
+  if #cookies == 0 then
     for _, path in ipairs(paths) do prepared[#prepared + 1] = wrk.format(nil, path, base) end
   else
     -- Each tenant's member gets per_tenant paths (all when 0), consecutive ones the next ones along.
@@ -159,24 +153,12 @@ def _lua_strings(values: Sequence[str]) -> str:
     return ", ".join(_lua_string(value) for value in values)
 
 
-def _lua_plan(requests: Sequence[dict]) -> str:
-    """``{"method", "path", "headers"}`` requests as a Lua list of {method, path, headers}."""
-    entries = []
-    for request in requests:
-        headers = ", ".join(
-            f"[{_lua_string(name)}] = {_lua_string(value)}" for name, value in request["headers"].items()
-        )
-        entries.append(f"{{{_lua_string(request['method'])}, {_lua_string(request['path'])}, {{{headers}}}}}")
-    return ", ".join(entries)
-
-
 def run_wrk(
     base_url: str,
     *,
     paths: Sequence[str] = ("/",),
     cookies: Sequence[str] = (),
     paths_per_tenant: int = 0,
-    plan: Sequence[dict] = (),
     seconds: int = 3,
     connections: int = 16,
     threads: int = 2,
@@ -184,16 +166,14 @@ def run_wrk(
     total_requests: int = 0,
     timeout_seconds: int = 5,
 ) -> LoadResult:
-    """Drive ``base_url`` with the requests of ``plan`` (``{"method", "path", "headers"}``) or else
-    ``paths`` x ``cookies`` (a session cookie per tenant's member; each gets ``paths_per_tenant`` of
-    the paths, all when 0), cycling, for ``seconds`` or, when ``total_requests`` is set, until about
-    that many responses arrived (``seconds`` caps it)."""
+    """Drive ``base_url`` with the plan ``paths`` x ``cookies`` (a session cookie per tenant's
+    member; each gets ``paths_per_tenant`` of the paths, all when 0), for ``seconds`` or, when
+    ``total_requests`` is set, until about that many responses arrived (``seconds`` caps it)."""
     threads = max(1, min(threads, connections))
     limit = -(-total_requests // threads) if total_requests else 0
     script = _LUA % {
         "paths": _lua_strings(paths),
         "cookies": _lua_strings(cookies),
-        "plan": _lua_plan(plan),
         "limit": limit,
         "per_tenant": paths_per_tenant,
         "threads": threads,

@@ -1,7 +1,9 @@
-"""A URLconf for metrics tests: one view that works, one that fails, and the real /metrics."""
+"""A URLconf for metrics tests: one view that works, one that fails, and the project's own."""
 
 from django.http import HttpResponse
-from django.urls import include, path
+from django.urls import path
+
+from dotmac.urls import urlpatterns as project_urlpatterns
 
 
 def ok(request):
@@ -15,5 +17,5 @@ def explode(request):
 urlpatterns = [
     path("ok", ok, name="ok"),
     path("explode", explode, name="explode"),
-    path("", include("apps.ops.urls")),
+    *project_urlpatterns,  # the real /metrics, and the pages the error templates link to
 ]

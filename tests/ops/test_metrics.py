@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
@@ -198,14 +197,27 @@ def test_an_unreachable_redis_is_counted_as_an_error_once_then_as_bypassed(redis
     assert value("cache_operations_total", **bypassed) == before["bypassed"] + 1
 
 
+ANONYMOUS = {"method": "any", "route": "anonymous"}
+
+
+@pytest.mark.django_db
 @override_settings(ROOT_URLCONF="tests.ops.metrics_urls", DEBUG=False)
-def test_a_failing_view_is_counted_as_500_on_its_route_even_for_anonymous_clients(client):
+def test_a_failing_view_is_counted_as_500(client, acme_staff):
     client.raise_request_exception = False
-    labels = {"method": "GET", "route": "explode", "status": "500"}
-    before = value("http_requests_total", **labels), value("http_request_duration_seconds_count", **labels)
+    own = {"method": "GET", "route": "explode"}
+    before = (
+        value("http_requests_total", **ANONYMOUS, status="500"),
+        value("http_requests_total", **own, status="500"),
+        value("http_request_duration_seconds_count", **own),
+    )
+    assert client.get("/explode").status_code == 500  # not logged in: the anonymous route
+    client.force_login(acme_staff[1])
     assert client.get("/explode").status_code == 500
-    assert value("http_requests_total", **labels) == before[0] + 1
-    assert value("http_request_duration_seconds_count", method="GET", route="explode") == before[1] + 1
+    assert (
+        value("http_requests_total", **ANONYMOUS, status="500"),
+        value("http_requests_total", **own, status="500"),
+        value("http_request_duration_seconds_count", **own),
+    ) == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -219,9 +231,6 @@ def test_database_connections_active_follows_checkout_and_return():
 
 
 # --- bounded labels ------------------------------------------------------------------------------
-
-
-ANONYMOUS = {"method": "any", "route": "anonymous"}
 
 
 @pytest.mark.django_db
@@ -239,24 +248,39 @@ def test_unknown_methods_and_unmatched_paths_get_fixed_labels(client, acme_staff
 
 
 @override_settings(ROOT_URLCONF="tests.ops.metrics_urls")
-def test_anonymous_requests_keep_their_route_only_for_pages_anyone_may_see(client):
+def test_requests_of_clients_not_logged_in_are_one_route_with_their_status(client):
     counted = [
-        ({"method": "GET", "route": "ok", "status": "200"}, lambda: client.get("/ok")),
-        ({"method": "POST", "route": "ok", "status": "200"}, lambda: client.post("/ok")),
-        ({**ANONYMOUS, "status": "200"}, lambda: client.generic("BREW", "/ok")),
-        ({**ANONYMOUS, "status": "200"}, lambda: client.head("/ok")),
-        ({**ANONYMOUS, "status": "404"}, lambda: client.get("/no/such/path/42")),
-        ({**ANONYMOUS, "status": "401"}, lambda: client.get("/api/v1/circuit-breakers/status")),
+        ("200", lambda: client.get("/ok")),
+        ("200", lambda: client.post("/ok")),
+        ("200", lambda: client.generic("BREW", "/ok")),
+        ("200", lambda: client.head("/ok")),
+        ("404", lambda: client.get("/no/such/path/42")),
+        ("401", lambda: client.get("/api/v1/circuit-breakers/status")),
     ]
-    for labels, send in counted:
+    for status, send in counted:
         before = (
-            value("http_requests_total", **labels),
+            value("http_requests_total", **ANONYMOUS, status=status),
             value("http_request_duration_seconds_count", **ANONYMOUS),
         )
         send()
-        assert value("http_requests_total", **labels) == before[0] + 1, labels
-        # Their latency is one series, whatever the route.
-        assert value("http_request_duration_seconds_count", **ANONYMOUS) == before[1] + 1, labels
+        assert value("http_requests_total", **ANONYMOUS, status=status) == before[0] + 1, status
+        assert value("http_request_duration_seconds_count", **ANONYMOUS) == before[1] + 1, status
+
+
+@pytest.mark.django_db
+def test_a_login_counts_on_its_route_and_a_logout_as_anonymous(client, acme_staff):
+    """Who the request's user is, is read after the response: login() and logout() change it."""
+    logged_in = {"method": "POST", "route": "login", "status": "302"}
+    logged_out = {**ANONYMOUS, "status": "302"}
+    before = value("http_requests_total", **logged_in), value("http_requests_total", **logged_out)
+    answer = client.post(reverse("login"), {"username": "alice", "password": "pw-123456"})
+    assert answer.status_code == 302
+    assert value("http_requests_total", **logged_in) == before[0] + 1
+    # The member's own request: counted for the tenant. Logging out: not any more.
+    tenant_before = value("http_tenant_requests_total", tenant="acme", status_class="3xx")
+    assert client.post(reverse("logout")).status_code == 302
+    assert value("http_requests_total", **logged_out) == before[1] + 1
+    assert value("http_tenant_requests_total", tenant="acme", status_class="3xx") == tenant_before
 
 
 def requests_counted() -> float:
@@ -283,10 +307,6 @@ def test_probes_are_not_counted_whatever_tenant_they_name(client, tenant_factory
 def test_tenants_beyond_the_limit_are_other():
     labels = [tenant_labels.label(s) for s in ("a", "b", "c", "a", None)]
     assert labels == ["a", "b", "other", "a", "none"]
-
-
-def test_the_tenant_label_cap_is_a_thousand_by_default():
-    assert settings.METRICS_TENANT_LABEL_LIMIT == 1000
 
 
 @override_settings(PROMETHEUS_MULTIPROC_DIR="", METRICS_TENANT_LABEL_LIMIT=5)

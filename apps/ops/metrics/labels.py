@@ -7,6 +7,7 @@ multiprocess directory, wiped with the counters at server start; without one, in
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 
@@ -14,15 +15,14 @@ from django.conf import settings
 
 from apps.ops.context import current_tenant_slug
 
+logger = logging.getLogger(__name__)
+
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 OTHER_TENANT = "other"
 ADMITTED_TENANTS_FILE = "admitted-tenants.txt"
-# Requests of clients that are not logged in are counted under these values (docs/METRICS.md, "Who
-# creates series"), so that whatever they send, they create a small, fixed set of series.
-ANONYMOUS_METHOD = "any"
-ANONYMOUS_ROUTE = "anonymous"
-_ANONYMOUS = (ANONYMOUS_METHOD, ANONYMOUS_ROUTE)
-_ANONYMOUS_OPEN_METHODS = frozenset({"GET", "POST"})
+# The (method, route) of every request of a client that is not logged in (docs/METRICS.md, "Who
+# creates series"): whatever such clients send, they create one series per status code.
+ANONYMOUS = ("any", "anonymous")
 STATUS_CLASSES = {status: f"{status // 100}xx" for status in range(100, 600)}
 
 
@@ -35,20 +35,9 @@ def route_label(request: object) -> str:
     return match.view_name if match is not None and match.view_name else "unmatched"
 
 
-def request_labels(
-    method: str, route: str, status: int, authenticated: bool
-) -> tuple[tuple[str, str], tuple[str, str]]:
-    """(method, route) labels of a served request: for the counter, for the duration histogram.
-
-    A logged-in user's request, and any 5xx, keep both. Otherwise the counter keeps them only for a
-    page anyone may see (GET or POST answered 2xx: the login pages, a scrape), and the histogram
-    never: one anonymous latency, one series per status code for everything else.
-    """
-    if authenticated or status >= 500:
-        return (method, route), (method, route)
-    if method in _ANONYMOUS_OPEN_METHODS and 200 <= status < 300:
-        return (method, route), _ANONYMOUS
-    return _ANONYMOUS, _ANONYMOUS
+def request_labels(method: str, route: str, authenticated: bool) -> tuple[str, str]:
+    """(method, route) labels of a served request: its own for a logged-in user, else ``ANONYMOUS``."""
+    return (method, route) if authenticated else ANONYMOUS
 
 
 class TenantLabels:
@@ -71,7 +60,11 @@ class TenantLabels:
         if self._full:
             return OTHER_TENANT
         with self._lock:
-            return self._admit(slug)
+            try:
+                return self._admit(slug)
+            except OSError:  # the shared file unusable: count the request, as `other`, not fail it
+                logger.warning("tenant label cap file unusable in %s", settings.PROMETHEUS_MULTIPROC_DIR)
+                return OTHER_TENANT
 
     def _admit(self, slug: str) -> str:
         limit = settings.METRICS_TENANT_LABEL_LIMIT

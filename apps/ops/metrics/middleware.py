@@ -30,8 +30,8 @@ METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
 def _recorders(method: str, route: str, status: int, authenticated: bool) -> tuple[Callable, Callable]:
     """The ``inc`` and ``observe`` of the labelled children a request with these facts records into.
     prometheus_client's labels() validates and locks on every call; a request pays one lookup here."""
-    counted, timed = request_labels(method, route, status, authenticated)
-    return HTTP_REQUESTS.labels(*counted, str(status)).inc, HTTP_REQUEST_DURATION.labels(*timed).observe
+    labels = request_labels(method, route, authenticated)
+    return HTTP_REQUESTS.labels(*labels, str(status)).inc, HTTP_REQUEST_DURATION.labels(*labels).observe
 
 
 _tenant_recorders = functools.cache(
