@@ -398,3 +398,27 @@ def test_the_new_pages_need_a_member_of_the_tenant(client, shop, django_user_mod
         client.post(reverse("subscribers:bulk"), {"action": "suspend", "ids": [shop["Ann"].pk]}).status_code
         == 403
     )
+
+
+def test_bulk_retry_starts_no_request_after_its_time_budget(client, shop, provisioning, monkeypatch):
+    monkeypatch.setattr("apps.subscribers.views.BULK_ACTIVATION_SECONDS", 0.5)
+    provisioning.delay = 0.4
+    extra = [
+        Subscriber.objects.create(
+            tenant=shop["acme"], name=f"Pen {n}", email=f"pen{n}@acme.test", plan=shop["fibre"]
+        )
+        for n in range(4)
+    ]
+    client.force_login(shop["alice"])
+    done = client.post(
+        reverse("subscribers:bulk"),
+        {"action": "activate", "ids": [s.pk for s in extra], "step": "confirm", "confirm": "on"},
+        follow=True,
+    )
+    page = done.content.decode()
+    tried = provisioning.request_count
+    assert 1 <= tried <= 2, tried
+    assert f"{tried} of 4 subscribers activated." in page
+    assert f"Stopped to answer in time: {4 - tried} not tried yet stay pending" in page
+    statuses = Subscriber.objects.filter(pk__in=[s.pk for s in extra]).values_list("status", flat=True)
+    assert sorted(statuses) == ["active"] * tried + ["pending"] * (4 - tried)
