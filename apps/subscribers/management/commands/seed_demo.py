@@ -19,10 +19,17 @@ DEMO_PLANS = [
     ("Business 1000", 1000, 1000, Decimal("129.00")),
 ]
 DEMO_SUBSCRIBERS = [
-    ("Ada Lovelace", "ada@example.net", "Home 500", Subscriber.Status.ACTIVE),
-    ("Grace Hopper", "grace@example.net", "Business 1000", Subscriber.Status.ACTIVE),
-    ("Alan Turing", "alan@example.net", "Home 100", Subscriber.Status.PENDING),
-    ("Katherine Johnson", "katherine@example.net", "Home 500", Subscriber.Status.SUSPENDED),
+    ("Ada Lovelace", "ada@example.net", "Home 500", Subscriber.Status.ACTIVE, "+44 20 7946 0001", "D-1001"),
+    (
+        "Grace Hopper",
+        "grace@example.net",
+        "Business 1000",
+        Subscriber.Status.ACTIVE,
+        "+1 202 555 0102",
+        "D-1002",
+    ),
+    ("Alan Turing", "alan@example.net", "Home 100", Subscriber.Status.PENDING, "+44 161 496 0003", "D-1003"),
+    ("Katherine Johnson", "katherine@example.net", "Home 500", Subscriber.Status.SUSPENDED, "", "D-1004"),
 ]
 STAFF_LOGIN = ("demo", "demo-password")
 ADMIN_LOGIN = ("admin", "admin-password")
@@ -45,9 +52,17 @@ class Command(BaseCommand):
                     name=name,
                     defaults={"download_mbps": down, "upload_mbps": up, "monthly_price": price},
                 )
-            for name, email, plan, status in DEMO_SUBSCRIBERS:
+            for name, email, plan, status, phone, account in DEMO_SUBSCRIBERS:
                 Subscriber.objects.get_or_create(
-                    tenant=tenant, email=email, defaults={"name": name, "plan": plans[plan], "status": status}
+                    tenant=tenant,
+                    email=email,
+                    defaults={
+                        "name": name,
+                        "plan": plans[plan],
+                        "status": status,
+                        "phone": phone,
+                        "account_number": account,
+                    },
                 )
             User = get_user_model()
             staff, _ = User.objects.get_or_create(username=STAFF_LOGIN[0])
