@@ -40,7 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 640}
+VIEWPORT = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 ARTIFACTS_DIR = PROJECT_DIR / "test-artifacts" / "screenshots"
 DOCS_IMG_DIR = PROJECT_DIR / "docs" / "img"
 # Wait this long for a page to show what it should (auto-waiting assertions, no sleeps).

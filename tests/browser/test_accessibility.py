@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.staff_site import PLATFORM_STAFF, TENANT_STAFF, log_in, playwright_api, screenshot
+from tests.browser.staff_site import PLATFORM_STAFF, TENANT_STAFF, log_in, playwright_api
 from tests.servers import PROJECT_DIR
 
 pytestmark = [
@@ -113,9 +113,6 @@ def test_every_staff_page_passes_axe_at_both_widths(site, open_browser):
         answer = staff.goto(site.url(path))
         assert answer is not None and answer.status < 500, f"{path}: {answer and answer.status}"
         check(staff, path, findings)
-    staff.set_viewport_size({"width": 390, "height": 900})
-    staff.goto(site.url("/subscribers/"))
-    screenshot(staff, "subscriber-list-390")
 
     operator = open_checked(open_browser, "platform-staff")
     log_in(operator, site, "/admin/ops/circuitbreaker/", *PLATFORM_STAFF)

@@ -8,6 +8,7 @@ import pytest
 from tests.browser.staff_site import (
     BREAKER,
     EXISTING_SUBSCRIBERS,
+    PHONE,
     PLATFORM_STAFF,
     TENANT,
     TENANT_STAFF,
@@ -124,3 +125,14 @@ def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site
     submit(staff, "Activate")
     expect(staff.locator(".messages")).to_contain_text("Chien-Shiung Wu is now active.")
     expect(staff.locator(".heading .status")).to_have_text("Active")
+    expect(staff.locator(".history li").first).to_be_visible()  # the attempts, newest first
+    screenshot(staff, "subscriber-detail")
+
+    # The README's pictures at a phone's width too.
+    staff.set_viewport_size(PHONE)
+    screenshot(staff, "subscriber-detail-390")
+    staff.get_by_role("link", name="Subscribers").click()
+    screenshot(staff, "subscriber-list-390")
+    operator.set_viewport_size(PHONE)
+    operator.goto(site.url("/admin/ops/circuitbreaker/"))
+    screenshot(operator, "circuit-breakers-390")
