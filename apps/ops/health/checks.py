@@ -150,12 +150,16 @@ class MigrationsCheck(_OnAlias):
     def run(self) -> Observation | None:
         if self.alias not in self.applied_aliases:
             try:
-                executor = MigrationExecutor(connections[self.alias])
-                plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+                loader = MigrationExecutor(connections[self.alias]).loader
             except DatabaseError as exc:
                 raise CheckFailed(f"cannot read the migration state: {describe_error(exc)}")
-            if plan:
-                names = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+            # Every migration of the graph, not a plan to the leaves: a plan skips an unapplied
+            # migration whose successor is recorded as applied.
+            graph, applied = loader.graph, loader.applied_migrations
+            ordered = dict.fromkeys(key for leaf in graph.leaf_nodes() for key in graph.forwards_plan(leaf))
+            unapplied = [key for key in ordered if key not in applied]
+            if unapplied:
+                names = [f"{app_label}.{name}" for app_label, name in unapplied]
                 listed = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
                 raise CheckFailed(
                     f"{len(names)} unapplied migration(s): {listed}",
