@@ -24,6 +24,7 @@ REQUIRED_FIGURES = {
     "live_vs_ceiling",
     "ops_overhead_trivial",
     "metrics_middleware_overhead",
+    "metrics_middleware_peer",
     "ops_overhead_real_page",
     "db_pool_vs_persistent",
     "live_latency_healthy",
@@ -32,6 +33,8 @@ REQUIRED_FIGURES = {
     "ready_latency_redis_frozen",
     "live_latency_redis_frozen",
     "metrics_scrape_recycles",
+    "metrics_scrape_tenants_routes",
+    "metrics_hostile_traffic",
     "metrics_growth_by_tenants",
     "memory_growth",
     "memory_growth_again",
@@ -41,6 +44,7 @@ REQUIRED_FIGURES = {
     "drain_0_inflight",
     "drain_1_inflight",
     "drain_many_inflight",
+    "subscriber_list_10k",
 }
 
 

@@ -44,7 +44,16 @@ def _tenant_counts(tenant: Tenant) -> dict[tuple[int, str], int]:
         )
         return {(plan_id, status): n for plan_id, status, n in rows}
 
-    return cache.get_or_set(f"subscribers:counts:{tenant.pk}", count, STATUS_COUNTS_CACHE_SECONDS)
+    return cache.get_or_set(_counts_key(tenant.pk), count, STATUS_COUNTS_CACHE_SECONDS)
+
+
+def _counts_key(tenant_id: int) -> str:
+    return f"subscribers:counts:{tenant_id}"
+
+
+def forget_counts(tenant_id: int) -> None:
+    """A tenant's subscribers changed: the next list page counts them again."""
+    cache.delete(_counts_key(tenant_id))
 
 
 def subscriber_status_counts(*, tenant: Tenant) -> list[tuple[str, int]]:

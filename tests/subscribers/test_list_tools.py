@@ -82,6 +82,23 @@ def test_default_list_total_and_filters_with_counts(client, shop):
     assert names(client.get(LIST, {"plan": shop["gus"].plan_id})) == []
 
 
+def test_the_counts_follow_a_change_at_once(client, shop, django_capture_on_commit_callbacks):
+    """Cached for the list's speed, but never showing a change the staff member just made."""
+    client.force_login(shop["alice"])
+    assert "Pending (1)" in client.get(LIST).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # as the requests' commits would
+        created = client.post(
+            reverse("subscribers:create"), {"name": "Eve", "email": "eve@acme.test", "plan": shop["fibre"].pk}
+        )
+    assert created.status_code == 302
+    assert "Pending (2)" in client.get(LIST).content.decode()
+    suspend = reverse("subscribers:suspend", args=[shop["Zoe"].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(suspend, {"reason": "unpaid", "confirm": "on"}).status_code == 302
+    page = client.get(LIST).content.decode()
+    assert "Pending (1)" in page and "Suspended (2)" in page
+
+
 @pytest.mark.parametrize(
     ("sort", "expected"),
     [
