@@ -241,3 +241,16 @@ def plan_label(name: str) -> str:
     """How the form's drop-down shows a plan (``ServicePlan.__str__``)."""
     [(down, up)] = [(down, up) for plan, down, up, _price in PLANS if plan == name]
     return f"{name} ({down}/{up} Mbps)"
+
+
+def create_subscriber(page, name: str, email: str, plan: str) -> None:
+    expect = playwright_api().expect
+    page.get_by_role("link", name="Subscribers").click()
+    page.get_by_role("link", name="New subscriber").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Plan").select_option(label=plan_label(plan))
+    submit(page, "Save")
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page.locator(".messages")).to_contain_text(f"Subscriber {name} created.")
+    expect(page.locator(".heading .status")).to_have_text("Pending")

@@ -12,8 +12,8 @@ from tests.browser.staff_site import (
     PLATFORM_STAFF,
     TENANT,
     TENANT_STAFF,
+    create_subscriber,
     log_in,
-    plan_label,
     playwright_api,
     screenshot,
     submit,
@@ -25,19 +25,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def create_subscriber(page, name: str, email: str, plan: str) -> None:
-    expect = playwright_api().expect
-    page.get_by_role("link", name="Subscribers").click()
-    page.get_by_role("link", name="New subscriber").click()
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Plan").select_option(label=plan_label(plan))
-    submit(page, "Save")
-    expect(page.get_by_role("heading", name=name)).to_be_visible()
-    expect(page.locator(".messages")).to_contain_text(f"Subscriber {name} created.")
-    expect(page.locator(".heading .status")).to_have_text("Pending")
 
 
 def test_staff_activate_subscribers_and_an_operator_resets_the_open_breaker(site, open_browser):
