@@ -46,3 +46,11 @@ def test_a_server_error_page_is_the_sites_own(client):
     answer = client.get("/explode")
     assert answer.status_code == 500
     assert b"Something went wrong on our side" in answer.content
+
+
+@pytest.mark.django_db
+def test_the_admins_view_site_link_leads_platform_staff_back_to_the_administration(client, django_user_model):
+    operator = django_user_model.objects.create_user("operator", password="x", is_staff=True)
+    client.force_login(operator)
+    page = client.get("/").content.decode()  # where the admin's "View site" points
+    assert "Go to the administration" in page and "Go to subscribers" not in page
