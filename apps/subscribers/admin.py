@@ -46,7 +46,11 @@ class SubscriberAdmin(SelectionCheckedAdmin):
     inlines = [ActivityInline]
 
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
+        if change:
+            # Only what changed: a status changed meanwhile by the lifecycle's actions stays.
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         if not change:
             services.record(obj, ActivityEntry.Action.CREATED, actor=request.user)
         elif form.changed_data:

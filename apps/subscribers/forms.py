@@ -10,6 +10,10 @@ from apps.tenants.models import Tenant
 from . import services
 from .models import ActivityEntry, ServicePlan, Subscriber
 
+# Bidirectional embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069): text in any
+# script needs none of them, and one left open reorders the rest of every line the text appears in
+# (messages, labels, the CSV), where no <bdi> can contain it.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 DUPLICATE_EMAIL = "A subscriber with this email already exists."
 DUPLICATE_ACCOUNT = "Another subscriber already has this account number."
 # Fields whose text is the staff's own words, in any script: shown as written, direction auto.
@@ -47,6 +51,13 @@ class SubscriberForm(forms.ModelForm):
             duplicates = duplicates.exclude(status=Subscriber.Status.TERMINATED)
         return duplicates.exclude(pk=self.instance.pk) if self.instance.pk else duplicates
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        for name in ("name", "phone", "account_number", "service_address", "notes"):
+            if isinstance(cleaned.get(name), str):
+                cleaned[name] = cleaned[name].translate(_BIDI_CONTROLS)
+        return cleaned
+
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip().lower()
         if self._duplicates(email=email).exists():
@@ -61,7 +72,12 @@ class SubscriberForm(forms.ModelForm):
 
     def save(self, commit: bool = True) -> Subscriber:
         self.instance.tenant = self.tenant
-        return super().save(commit=commit)
+        if self.instance.pk is None or not commit:
+            return super().save(commit=commit)
+        subscriber = super().save(commit=False)
+        # Only what the form edits: a status changed meanwhile by someone else stays as it is.
+        subscriber.save(update_fields=[*self.Meta.fields, "updated_at"])
+        return subscriber
 
     def save_unless_duplicate(self, *, actor=None) -> Subscriber | None:
         """Save, with its history line; None, with the duplicate error on the form, when a request

@@ -153,10 +153,16 @@ def _provision(subscriber: Subscriber, key: str, stays: str) -> _Provisioned:
             ActivityEntry.Outcome.REFUSED,
             f"Provisioning refused the request (HTTP {response.status}). {stays}",
             upstream_status=response.status,
-            error=response.body[:500].decode("utf-8", "replace"),
+            error=_printable(response.body[:500].decode("utf-8", "replace")),
         )
     metrics.record_provisioning("success")
     return _Provisioned(True, ActivityEntry.Outcome.SUCCEEDED, upstream_status=response.status)
+
+
+def _printable(text: str) -> str:
+    """The upstream's own words, on one line, without the control characters (NUL, bidi overrides)
+    the database or the page would choke on."""
+    return "".join(character if character.isprintable() else " " for character in text).strip()
 
 
 def _describe(exc: http.OutboundError) -> str:
@@ -228,7 +234,10 @@ def subscriber_reinstate(*, subscriber: Subscriber, actor=None) -> ActivationRes
             f"Only suspended subscribers can be reinstated ({subscriber.name} is "
             f"{subscriber.get_status_display().lower()}).",
         )
-    key = reinstatement_key(subscriber)
+    # Suspended before it was ever provisioned: an activation whose answer was lost may have reached
+    # the upstream, so its key, not a new one.
+    provisioned = subscriber.activity.filter(outcome=ActivityEntry.Outcome.SUCCEEDED).exists()
+    key = reinstatement_key(subscriber) if provisioned else activation_key(subscriber)
     attempt = _provision(subscriber, key, "The subscriber stays suspended.")
     if not attempt.ok:
         _record_attempt(subscriber, ActivityEntry.Action.REINSTATEMENT, attempt, key, actor)

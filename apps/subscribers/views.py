@@ -249,7 +249,10 @@ def subscriber_suspend(request, pk: int):
         allowed=services.SUSPENDABLE,
         act=services.subscriber_suspend,
         verb="Suspend",
-        consequence="Their service stops until they are reinstated.",
+        consequence=(
+            "The subscriber is marked suspended here until reinstated; the network is not told "
+            "(provisioning has no suspension call yet)."
+        ),
     )
 
 

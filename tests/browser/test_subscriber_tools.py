@@ -31,7 +31,8 @@ def other_isp(people, tenant_factory, plan_factory):
 
 
 def rows(page) -> list[str]:
-    """The subscribers' names on the list page, top to bottom."""
+    """The subscribers' names on the list page, top to bottom (once the list page is there)."""
+    playwright_api().expect(page.get_by_role("heading", name="Subscribers", exact=True)).to_be_visible()
     return page.locator("tbody tr td:nth-child(2) a").all_inner_texts()
 
 

@@ -8,9 +8,9 @@ from django.urls import reverse
 from prometheus_client import REGISTRY
 
 from apps.ops import breakers
-from apps.subscribers.models import Subscriber
+from apps.subscribers.models import ActivityEntry, Subscriber
 from tests.ops.breaker_support import configure, fresh_breakers  # noqa: F401
-from tests.upstream import upstream_fixture  # noqa: F401
+from tests.upstream import Upstream, upstream_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_breakers")]
 
@@ -189,3 +189,25 @@ def test_the_command_stops_at_an_open_breaker_without_calling_the_upstream(shop)
         call_command("activate_pending")
     assert upstream.request_count == seen
     assert status_of(shop["ann"]) == "pending"
+
+
+def test_a_refusal_whose_text_holds_control_characters_is_recorded_without_them(
+    client, tenant_factory, staff_factory, plan_factory, settings
+):
+    """A NUL byte reaching PostgreSQL would fail the request; the text is shown isolated, on one line."""
+    upstream = Upstream(status=422, body=b'{"error": "bad\\u0000plan"}\x00\n\xe2\x80\xaeend').start()
+    try:
+        settings.PROVISIONING_API_URL = upstream.url
+        acme = tenant_factory("acme")
+        client.force_login(staff_factory(acme, "alice"))
+        ann = Subscriber.objects.create(
+            tenant=acme, name="Ann", email="ann@acme.test", plan=plan_factory(acme)
+        )
+        answer = client.post(reverse("subscribers:activate", args=[ann.pk]))
+        assert answer.status_code == 302
+        [entry] = ActivityEntry.objects.filter(subscriber=ann, action=ActivityEntry.Action.ACTIVATION)
+        assert entry.outcome == ActivityEntry.Outcome.REFUSED and entry.upstream_status == 422
+        assert entry.error == '{"error": "bad\\u0000plan"}   end'
+        assert "<bdi>" in client.get(reverse("subscribers:detail", args=[ann.pk])).content.decode()
+    finally:
+        upstream.stop()

@@ -239,7 +239,8 @@ def test_the_detail_page_says_when_provisioning_was_last_tried_and_what_it_answe
     assert "Last provisioning attempt</dt>\n    <dd>None yet" in page
     shop["api"].status = 503
     page = post(client, "activate", shop["ann"]).content.decode()
-    assert "Provisioning unavailable (HTTP 503): Server error. Pending subscribers are retried" in page
+    answered = "Provisioning unavailable (HTTP 503): <bdi>Server error</bdi>."
+    assert f"{answered} Pending subscribers are retried" in page
 
 
 def test_admin_edits_are_recorded(client, shop, django_user_model):
@@ -265,3 +266,52 @@ def test_admin_edits_are_recorded(client, shop, django_user_model):
         "root",
         {"name": ["Ann", "Ann Admin"]},
     )
+
+
+def test_an_edit_saved_after_a_status_change_keeps_the_status(client, shop):
+    """Two staff members: one opens the edit form, the other suspends; the edit changes what it
+    edits, not the status loaded when its form was shown."""
+    client.force_login(shop["alice"])
+    ann = shop["ann"]
+    assert client.get(reverse("subscribers:edit", args=[ann.pk])).status_code == 200
+    assert post(client, "suspend", ann, {"reason": "unpaid", "confirm": "on"}).status_code == 200
+    assert status_of(ann) == "suspended"
+    edited = client.post(
+        reverse("subscribers:edit", args=[ann.pk]),
+        {"name": "Ann Lee", "email": "ann@acme.test", "plan": shop["plan"].pk},
+    )
+    assert edited.status_code == 302
+    ann.refresh_from_db()
+    assert (ann.name, ann.status, ann.suspensions) == ("Ann Lee", "suspended", 1)
+
+
+def test_a_subscriber_suspended_before_its_first_provisioning_is_reinstated_under_its_activation_key(
+    client, shop
+):
+    """Its activation's answer may have been lost after the upstream provisioned it: the same key."""
+    client.force_login(shop["alice"])
+    api, ann = shop["api"], shop["ann"]
+    api.status = 503
+    post(client, "activate", ann)
+    post(client, "suspend", ann, {"reason": "on hold", "confirm": "on"})
+    api.status = 201
+    post(client, "reinstate", ann)
+    assert status_of(ann) == "active"
+    assert {call.key for call in api.calls} == {f"subscriber-acme-{ann.pk}"}
+
+
+def test_text_staff_type_keeps_no_bidirectional_override(client, shop):
+    """An override left open would reorder the rest of every line the name is shown in."""
+    client.force_login(shop["alice"])
+    created = client.post(
+        reverse("subscribers:create"),
+        {
+            "name": "\u202eevil\u202c name",
+            "email": "rlo@acme.test",
+            "plan": shop["plan"].pk,
+            "notes": "a\u2066b",
+        },
+    )
+    assert created.status_code == 302
+    subscriber = Subscriber.objects.get(email="rlo@acme.test")
+    assert (subscriber.name, subscriber.notes) == ("evil name", "ab")
