@@ -13,6 +13,7 @@ admin.site.index_title = "Operations and tenants"
 # A database outage answers 503 "temporarily unavailable" instead of 500 (apps.ops.errors).
 handler500 = "apps.ops.errors.server_error"
 
+
 class FaviconRedirect(RedirectView):
     permanent = True
 
