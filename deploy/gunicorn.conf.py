@@ -34,7 +34,9 @@ threads = int(_env("GUNICORN_THREADS", "4"))
 timeout = int(_env("GUNICORN_TIMEOUT", "60"))
 # Time the workers get to finish requests in flight once they are told to stop.
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-# Below the idle timeouts of common load balancers (60 s and up), so the proxy closes first.
+# Behind a proxy, set it longer than the proxy's upstream idle timeout, so that the proxy closes an
+# idle connection first and never sends on one gunicorn is closing (the manifests: 75 s, over
+# ingress-nginx's 60 s). 5 s serves clients that talk to gunicorn directly (make run).
 keepalive = int(_env("GUNICORN_KEEPALIVE", "5"))
 max_requests = int(_env("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = int(_env("GUNICORN_MAX_REQUESTS_JITTER", "200"))

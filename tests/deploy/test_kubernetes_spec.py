@@ -28,6 +28,9 @@ NOT_IN_CONFIGMAP = {
 }
 # Pod-spec variables that only feed $(VAR) expansion into DATABASE_URL and REDIS_URL.
 URL_PARTS = {"POSTGRES_PASSWORD", "REDIS_PASSWORD"}
+# Read by libpq (psycopg) for every connection, not by the project's code: the migration Job's
+# lock_timeout and statement_timeout (docs/DEPLOYMENT.md, "Schema changes").
+MIGRATION_ONLY = {"PGOPTIONS"}
 
 
 def seconds(text: str) -> float:
@@ -229,7 +232,10 @@ def test_migrations_run_once_per_release_in_a_job_not_in_the_pods(rendered, depl
     # Same settings as the web pods, entry for entry (no drift), and enough to load production settings.
     web_env = {e["name"]: e for e in container["env"]}
     for entry in migrate["env"]:
-        assert entry == web_env[entry["name"]], entry["name"]
+        if entry["name"] not in MIGRATION_ONLY:
+            assert entry == web_env[entry["name"]], entry["name"]
+    assert "lock_timeout" in {e["name"]: e for e in migrate["env"]}["PGOPTIONS"]["value"]
+    assert not MIGRATION_ONLY & web_env.keys(), "the web pods' queries keep the database's own timeouts"
     assert {"DJANGO_SECRET_KEY", "DATABASE_URL"} <= {e["name"] for e in migrate["env"]}
     assert migrate["envFrom"] == container["envFrom"]
 
@@ -329,7 +335,7 @@ def test_every_env_var_of_the_pods_is_read_by_the_code(rendered):
         if workload["metadata"]["labels"].get("app.kubernetes.io/name") != "dotmac-platform":
             continue
         for c in template["spec"]["containers"]:
-            names = {e["name"] for e in c["env"]}
+            names = {e["name"] for e in c["env"]} - MIGRATION_ONLY
             assert names - URL_PARTS <= read, (
                 f"{workload['metadata']['name']}: {sorted(names - URL_PARTS - read)}"
             )
