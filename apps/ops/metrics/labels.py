@@ -35,11 +35,6 @@ def route_label(request: object) -> str:
     return match.view_name if match is not None and match.view_name else "unmatched"
 
 
-def request_labels(method: str, route: str, authenticated: bool) -> tuple[str, str]:
-    """(method, route) labels of a served request: its own for a logged-in user, else ``ANONYMOUS``."""
-    return (method, route) if authenticated else ANONYMOUS
-
-
 class TenantLabels:
     """Maps tenant slugs to label values, admitting at most ``METRICS_TENANT_LABEL_LIMIT`` slugs."""
 

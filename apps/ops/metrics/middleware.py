@@ -20,18 +20,19 @@ from .definitions import (
     HTTP_TENANT_REQUEST_DURATION,
     HTTP_TENANT_REQUESTS,
 )
-from .labels import STATUS_CLASSES, method_label, request_labels, route_label, tenant_labels
+from .labels import ANONYMOUS, STATUS_CLASSES, method_label, route_label, tenant_labels
 from .views import METRICS_ROUTE, metrics_view
 
 METRICS_PATHS = frozenset({"/metrics", "/metrics/"})
 
 
 @functools.cache  # bounded: every argument is (method_label) or comes from a bounded set
-def _recorders(method: str, route: str, status: int, authenticated: bool) -> tuple[Callable, Callable]:
-    """The ``inc`` and ``observe`` of the labelled children a request with these facts records into.
+def _recorders(method: str, route: str, status: int) -> tuple[Callable, Callable]:
+    """The ``inc`` and ``observe`` of the labelled children a request with these labels records into.
     prometheus_client's labels() validates and locks on every call; a request pays one lookup here."""
-    labels = request_labels(method, route, authenticated)
-    return HTTP_REQUESTS.labels(*labels, str(status)).inc, HTTP_REQUEST_DURATION.labels(*labels).observe
+    return HTTP_REQUESTS.labels(method, route, str(status)).inc, HTTP_REQUEST_DURATION.labels(
+        method, route
+    ).observe
 
 
 _tenant_recorders = functools.cache(
@@ -60,8 +61,11 @@ class RequestMetricsMiddleware:
             status = response.status_code if response is not None else 500
             # Read after the response: who sent the request is established deeper in the stack.
             authenticated, slug = self.request_identity(request)
-            route = METRICS_ROUTE if scrape else route_label(request)
-            count, observe = _recorders(method_label(request.method), route, status, authenticated)
+            if authenticated:
+                route = METRICS_ROUTE if scrape else route_label(request)
+                count, observe = _recorders(method_label(request.method), route, status)
+            else:  # whatever the method and route (docs/METRICS.md, "Who can create series")
+                count, observe = _recorders(*ANONYMOUS, status)
             count()
             observe(elapsed)
             if slug:
