@@ -47,12 +47,12 @@ def tenant_slugs(count: int) -> list[str]:
 
 def _seed(tenant_count: int, subscriber_count: int) -> dict:
     from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
     from django.db import transaction
 
     from apps.subscribers.models import ServicePlan, Subscriber
     from apps.tenants.models import Membership, Tenant
+    from tests.sessions import session_cookie
 
     slugs = tenant_slugs(tenant_count)
     with transaction.atomic():
@@ -83,15 +83,6 @@ def _seed(tenant_count: int, subscriber_count: int) -> dict:
             member, _ = get_user_model().objects.get_or_create(username=f"bench-member-{other.slug}")
             Membership.objects.update_or_create(user=member, defaults={"tenant": other})
             members[other.slug] = member
-
-        def session_cookie(member) -> str:
-            """A session exactly as django.contrib.auth.login() stores it."""
-            session = SessionStore()
-            session[SESSION_KEY] = str(member.pk)
-            session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]  # the one checking passwords
-            session[HASH_SESSION_KEY] = member.get_session_auth_hash()
-            session.create()
-            return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
         cookies = {slug: session_cookie(member) for slug, member in members.items()}
         large_cookie = session_cookie(_seed_large_tenant())

@@ -102,17 +102,10 @@ def staff_factory(db, django_user_model):
 def member_cookie(staff_factory):
     """``member_cookie(tenant)``: the Cookie header of a new staff member of ``tenant``, logged in
     through a real session row (for requests to servers the test starts)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
+    from tests.sessions import session_cookie
 
     def make(tenant) -> str:
-        user = staff_factory(tenant, f"{tenant.slug}-member")
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.create()
-        return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+        return session_cookie(staff_factory(tenant, f"{tenant.slug}-member"))
 
     return make
 
